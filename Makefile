@@ -1,0 +1,41 @@
+# The course's commands. The first two are the ones a student needs:
+#   make lab    set everything up (once) and open the course in JupyterLab
+#   make test   set everything up (once) and run all tests, notebooks included
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup lab test course download course-model clean
+
+setup: $(INSTALLED)
+
+# One pip call resolves torch and torchvision together with everything else,
+# pinned as a pair by constraints.txt; the import check catches a broken pair.
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision -e ".[test]"
+	$(BIN)/python -c "import torch, torchvision.ops; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $@
+
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+# Execute every notebook headlessly: executed copies, HTML pages and an index in build/course/.
+course: $(INSTALLED)
+	$(BIN)/python -m vizlib.build_course build/course
+
+# With internet: ImageNet weights (SqueezeNet 1.1, AlexNet, VGG-19) and Imagenette 160 px.
+download: $(INSTALLED)
+	$(BIN)/python -m vizlib.download
+
+# Retrain the course model and rewrite data/course_model.pt (about 5 minutes on 2 cores).
+course-model: $(INSTALLED)
+	$(BIN)/python -m vizlib.train_course_model
+
+clean:
+	rm -rf build

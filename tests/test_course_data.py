@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from vizlib.course_data import (
+    AREA_RANGE, CLASSES, HELD_OUT_BACKGROUNDS, IMAGE_SIZE, TRAIN_BACKGROUNDS, CourseShapes,
+    _unit_geometry, make_shapes,
+)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return make_shapes(512, "train", seed=3)
+
+
+def test_shapes_and_types(sample):
+    images, labels, masks = sample
+    assert images.shape == (512, 3, IMAGE_SIZE, IMAGE_SIZE) and images.dtype == torch.float32
+    assert labels.shape == (512,) and labels.dtype == torch.int64
+    assert masks.shape == (512, IMAGE_SIZE, IMAGE_SIZE) and masks.dtype == torch.bool
+    assert images.min() >= 0 and images.max() <= 1
+
+
+def test_deterministic_by_seed_and_prefix_stable(sample):
+    images, labels, masks = sample
+    again = make_shapes(300, "train", seed=3)
+    assert torch.equal(again[0], images[:300]) and torch.equal(again[1], labels[:300])
+    assert torch.equal(again[2], masks[:300])
+    assert not torch.equal(make_shapes(8, "train", seed=4)[0], images[:8])
+
+
+def test_classes_balanced(sample):
+    counts = torch.bincount(sample[1], minlength=len(CLASSES))
+    assert counts.tolist() == [512 // len(CLASSES)] * len(CLASSES)
+
+
+def test_object_area_within_the_stated_range(sample):
+    share = sample[2].float().mean(dim=(1, 2))
+    # anti-aliased edges may round the area up or down by a fraction of the outline
+    assert share.min() >= AREA_RANGE[0] * 0.9 and share.max() <= AREA_RANGE[1] * 1.1
+    assert share.max() - share.min() > 0.5 * (AREA_RANGE[1] - AREA_RANGE[0])
+
+
+def test_objects_are_not_always_centred(sample):
+    masks = sample[2].float()
+    coords = torch.arange(IMAGE_SIZE, dtype=torch.float32) + 0.5
+    cx = (masks.sum(1) * coords).sum(1) / masks.sum((1, 2))
+    cy = (masks.sum(2) * coords).sum(1) / masks.sum((1, 2))
+    assert cx.std() > 6 and cy.std() > 6  # pixels
+    assert ((cx - 32).abs() > 16).any() and ((cy - 32).abs() > 16).any()
+
+
+def test_the_object_differs_from_its_surroundings(sample):
+    images, _, masks = sample
+    m = masks[:, None].float()
+    inside = (images * m).sum((2, 3)) / m.sum((2, 3))
+    ring = torch.nn.functional.max_pool2d(m, 5, 1, 2) - m  # a band just outside the object
+    outside = (images * ring).sum((2, 3)) / ring.sum((2, 3))
+    assert (inside - outside).norm(dim=1).median() > 0.2
+
+
+def test_held_out_backgrounds_were_never_seen_in_training():
+    assert not set(TRAIN_BACKGROUNDS) & set(HELD_OUT_BACKGROUNDS)
+    train, held_out = make_shapes(64, "train"), make_shapes(64, "held_out")
+    assert not torch.equal(train[0], held_out[0])
+
+
+@pytest.mark.parametrize(
+    "shape, area",
+    [
+        ("disc", math.pi),
+        ("ring", math.pi * (1 - 0.55**2)),
+        ("square", 1.5**2),
+        ("triangle", 3 * math.sqrt(3) / 4),  # equilateral, circumradius 1
+        ("cross", 2 * (0.6 * 1.9) - 0.6**2),
+    ],
+)
+def test_unit_shape_areas_match_closed_forms(shape, area):
+    assert _unit_geometry(shape)[0] == pytest.approx(area, rel=0.01)
+
+
+def test_dataset_items_and_bad_arguments():
+    data = CourseShapes("held_out", size=10, seed=1)
+    image, label, mask = data[9]
+    assert len(data) == 10 and image.shape == (3, 64, 64) and 0 <= label < len(CLASSES)
+    assert mask.any()
+    with pytest.raises(ValueError, match="held_out"):
+        make_shapes(4, "test")
+    with pytest.raises(ValueError, match="non-negative"):
+        make_shapes(-1)
+    assert make_shapes(0)[0].shape == (0, 3, 64, 64)

@@ -1,0 +1,87 @@
+import pytest
+import torch
+from torch import nn
+
+from model_state import assert_unchanged, fingerprint
+from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
+from vizlib.models import random_imagenet_model
+
+
+def test_layers_by_name_or_module(course):
+    name, module = get_layer(course, "features.conv3")
+    assert isinstance(module, nn.Conv2d) and module.in_channels == 64
+    assert get_layer(course, module) == ("features.conv3", module)
+    assert layer_names(course)[0] == "features"  # relative to the wrapped network
+
+
+def test_unknown_layer_lists_the_valid_names(course):
+    with pytest.raises(ValueError, match=r"unknown layer 'conv9'.*features\.conv1.*classifier\.fc2"):
+        get_layer(course, "conv9")
+    with pytest.raises(ValueError, match="not part of this model"):
+        get_layer(course, nn.ReLU())
+    with pytest.raises(TypeError, match="name"):
+        get_layer(course, 3)
+
+
+def test_capture_matches_a_manual_forward_pass(course):
+    images = torch.rand(2, 3, 64, 64)
+    with capture_activations(course, ["features.conv1", "classifier.fc1"]) as acts:
+        logits = course(images)
+    normalised = (images - course.mean) / course.std
+    expected_conv1 = course.net.features.conv1(normalised)
+    assert torch.allclose(acts["features.conv1"], expected_conv1, atol=1e-5)
+    assert torch.allclose(course.net.classifier.fc2(torch.relu(acts["classifier.fc1"])), logits, atol=1e-5)
+
+
+def test_in_place_relu_cannot_overwrite_a_captured_activation():
+    model = random_imagenet_model("squeezenet1_1")  # conv layers followed by ReLU(inplace=True)
+    assert model.layer("features.1").inplace
+    images = torch.rand(1, 3, 64, 64)
+    with capture_activations(model, "features.0") as acts:
+        model(images)
+    expected = model.net.features[0]((images - model.mean) / model.std)
+    assert acts["features.0"].min() < 0  # pre-ReLU values survived
+    assert torch.allclose(acts["features.0"], expected, atol=1e-5)
+
+
+def test_undetached_capture_can_be_differentiated(course):
+    images = torch.rand(1, 3, 64, 64, requires_grad=True)
+    before = fingerprint(course)
+    with capture_activations(course, "features.conv2", detach=False) as acts:
+        course(images)
+        (grad,) = torch.autograd.grad(acts["features.conv2"].pow(2).sum(), images)
+    assert grad.abs().sum() > 0
+    assert_unchanged(course, before)
+
+
+def test_hooks_are_removed_even_when_the_block_raises(course):
+    before = fingerprint(course)
+    with pytest.raises(RuntimeError, match="midway"):
+        with capture_activations(course, ["features.conv1", "features.relu5"]):
+            course(torch.rand(1, 3, 64, 64))
+            raise RuntimeError("midway")
+    assert_unchanged(course, before)
+
+    def failing_hook(module, inputs, output):
+        raise RuntimeError("inside the hook")
+
+    with pytest.raises(RuntimeError, match="inside the hook"):
+        with temporary_hooks() as handles:
+            handles.append(course.layer("features.conv2").register_forward_hook(failing_hook))
+            course(torch.rand(1, 3, 64, 64))
+    assert_unchanged(course, before)
+
+
+def test_a_bad_layer_name_registers_nothing(course):
+    before = fingerprint(course)
+    with pytest.raises(ValueError):
+        with capture_activations(course, ["features.conv1", "nope"]):
+            pass
+    assert_unchanged(course, before)
+
+
+def test_plain_modules_work_without_the_wrapper():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    with capture_activations(net, "0") as acts:
+        net(torch.rand(1, 3, 8, 8))
+    assert acts["0"].shape == (1, 4, 6, 6)

@@ -1,0 +1,60 @@
+"""The ImageNet path of every technique, offline: randomly initialised SqueezeNet 1.1 at 224 px.
+
+CI cannot download ImageNet weights, but it can build the architectures. Every
+technique of the course registers one entry in TECHNIQUES: a function
+(model, images) -> tensor that runs it briefly (a few steps, seconds) through the
+same wrapper the notebooks use. The test checks the result is finite and the
+model comes back exactly as it went in.
+"""
+
+import pytest
+import torch
+
+from model_state import assert_unchanged, fingerprint
+from vizlib.hooks import capture_activations
+from vizlib.images import load_sample_image
+from vizlib.models import random_imagenet_model
+
+
+def top5_classes(model, images):
+    with torch.no_grad():
+        return model(images).topk(5).indices
+
+
+def fire_activations(model, images):
+    with capture_activations(model, "features.12") as acts, torch.no_grad():
+        model(images)
+    return acts["features.12"]
+
+
+def class_score_input_gradient(model, images):
+    images = images.clone().requires_grad_(True)
+    scores = model(images)
+    (grad,) = torch.autograd.grad(scores[:, 0].sum(), images)
+    return grad
+
+
+TECHNIQUES = {
+    "top-5 classes": top5_classes,
+    "activations of a Fire module": fire_activations,
+    "input gradient of a class score": class_score_input_gradient,
+}
+
+
+@pytest.fixture(scope="module")
+def squeezenet():
+    return random_imagenet_model("squeezenet1_1", seed=0)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.cat([load_sample_image(name, size=224) for name in ("astronaut", "chelsea")])
+
+
+@pytest.mark.parametrize("name", TECHNIQUES)
+def test_technique_runs_on_random_squeezenet(name, squeezenet, images):
+    before = fingerprint(squeezenet)
+    result = TECHNIQUES[name](squeezenet, images)
+    assert isinstance(result, torch.Tensor) and result.shape[0] == len(images)
+    assert torch.isfinite(result.float()).all()
+    assert_unchanged(squeezenet, before)

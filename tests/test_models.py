@@ -1,0 +1,124 @@
+import socket
+import time
+
+import pytest
+import torch
+import torchvision
+
+from model_state import assert_unchanged, fingerprint
+from vizlib import models
+from vizlib.course_data import CLASSES, make_shapes
+
+
+@pytest.fixture
+def torch_cache(tmp_path):
+    """An empty torchvision weights cache, restored afterwards."""
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub"
+    torch.hub.set_dir(old)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def fill_cache_with_random_squeezenet():
+    """A state dict with the right architecture and random weights, where torchvision looks."""
+    path = models.cached_weights_path("squeezenet1_1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = torchvision.models.squeezenet1_1(weights=None).state_dict()
+    torch.save(state, path)
+    return state
+
+
+def test_course_model_is_frozen_and_described(course):
+    assert not course.training and not any(m.training for m in course.modules())
+    assert not any(p.requires_grad for p in course.parameters())
+    assert course.class_names == CLASSES and course.input_size == 64
+    assert "features.conv1" in course.layer_names and "classifier.fc2" in course.layer_names
+    assert course.layer("features.conv1").kernel_size == (7, 7)
+
+
+def test_course_model_held_out_accuracy_at_least_95_percent(course):
+    images, labels, _ = make_shapes(2048, "held_out", seed=123)  # a seed training never used
+    with torch.no_grad():
+        predictions = torch.cat([course(images[i:i + 512]).argmax(1) for i in range(0, 2048, 512)])
+    accuracy = (predictions == labels).float().mean().item()
+    print(f"course model held-out accuracy: {accuracy:.4f} (chance {1 / len(CLASSES):.3f})")
+    assert accuracy >= 0.95
+
+
+def test_normalisation_lives_inside_the_wrapper():
+    model = models.random_imagenet_model("squeezenet1_1")
+    images = torch.rand(2, 3, 64, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(images), model.net((images - mean) / std), atol=1e-6)
+
+
+def test_imagenet_class_names_come_with_random_models():
+    model = models.random_imagenet_model("squeezenet1_1")
+    assert len(model.class_names) == 1000 and model.class_names[0] == "tench"
+    assert model.input_size == 224
+
+
+def test_unknown_model_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="squeezenet1_1.*vgg19"):
+        models.load_model("resnet9000")
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (torch.rand(3, 64, 64), ValueError),
+        (torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8), TypeError),
+        (torch.rand(1, 3, 64, 64) * 255, ValueError),
+        (torch.rand(1, 1, 64, 64), ValueError),
+        ([[0.5]], TypeError),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(course, bad, error):
+    before = fingerprint(course)
+    with pytest.raises(error, match="expected"):
+        course(bad)
+    assert_unchanged(course, before)
+
+
+def test_cached_weights_load_through_torchvision_without_network(torch_cache, no_network):
+    state = fill_cache_with_random_squeezenet()
+    model = models.imagenet_model("squeezenet1_1")
+    assert models.cached_weights_path("squeezenet1_1").parent == torch_cache / "checkpoints"
+    for name, tensor in model.net.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.class_names[0] == "tench" and model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_missing_weights_fail_fast_naming_the_download_command(torch_cache, no_network):
+    start = time.perf_counter()
+    with pytest.raises(models.WeightsNotAvailableError, match="make download"):
+        models.load_model("vgg19")
+    assert time.perf_counter() - start < 5
+
+
+def test_pick_model_prefers_cached_imagenet_weights(torch_cache, capsys):
+    assert models.pick_model("auto", device="cpu").name == "course"
+    assert "make download" in capsys.readouterr().out
+    fill_cache_with_random_squeezenet()
+    assert models.pick_model("auto", device="cpu").name == "squeezenet1_1"
+    assert "squeezenet1_1" in capsys.readouterr().out
+    assert models.pick_model("course", device="cpu").name == "course"
+    with pytest.raises(ValueError, match="available"):
+        models.pick_model("imagenet")
+
+
+def test_missing_course_weights_name_the_training_command(tmp_path):
+    with pytest.raises(models.WeightsNotAvailableError, match="make course-model"):
+        models.course_model(tmp_path / "nothing.pt")

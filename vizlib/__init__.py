@@ -1,0 +1,22 @@
+"""vizlib: the helper package of the course on visualizing and understanding CNNs.
+
+Core modules (used by every notebook):
+    config      fast switch, device, seeds, progress bars
+    images      conversion at the edge, the offline sample images
+    course_data the course dataset: shapes on natural clutter, with masks
+    models      the model wrapper, the course model, torchvision ImageNet models
+    hooks       layers by name, hooks that always clean up
+    plotting    image grids and heat-map overlays
+"""
+
+from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
+from vizlib.hooks import capture_activations, get_layer, layer_names
+from vizlib.images import check_images, load_sample_image, to_image_tensor
+from vizlib.models import VizModel, load_model, pick_model
+
+__all__ = [
+    "FAST", "describe", "fast_or", "pick_device", "progress", "seed_everything",
+    "capture_activations", "get_layer", "layer_names",
+    "check_images", "load_sample_image", "to_image_tensor",
+    "VizModel", "load_model", "pick_model",
+]

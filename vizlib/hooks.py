@@ -1,0 +1,78 @@
+"""Layers by name, and hooks that never outlive the `with` block that made them.
+
+Layer names are the dotted names of the network's `named_modules()`, such as
+"features.conv3" on the course model or "features.12" on SqueezeNet. For a
+`VizModel` they are relative to the wrapped network, without a "net." prefix.
+"""
+
+from contextlib import contextmanager
+
+from torch import nn
+
+
+def _network(model):
+    from vizlib.models import VizModel
+
+    return model.net if isinstance(model, VizModel) else model
+
+
+def layer_names(model):
+    """Every named submodule of the model, in definition order."""
+    return [name for name, _ in _network(model).named_modules() if name]
+
+
+def get_layer(model, layer):
+    """Resolve a layer given by dotted name or as a module object: returns (name, module)."""
+    named = dict(_network(model).named_modules())
+    named.pop("", None)
+    if isinstance(layer, nn.Module):
+        for name, module in named.items():
+            if module is layer:
+                return name, module
+        raise ValueError(f"{type(layer).__name__} module is not part of this model")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a name (str) or a module, got {type(layer).__name__}")
+    if layer not in named:
+        raise ValueError(f"unknown layer {layer!r}; valid layer names: {', '.join(named)}")
+    return layer, named[layer]
+
+
+@contextmanager
+def temporary_hooks():
+    """Collect hook handles in a list; every one is removed when the block ends, even on error.
+
+        with temporary_hooks() as handles:
+            handles.append(module.register_forward_hook(fn))
+    """
+    handles = []
+    try:
+        yield handles
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def capture_activations(model, layers, *, detach=True):
+    """Record the outputs of `layers` during forward passes inside the block.
+
+    Yields a dict {layer name: output of the latest forward pass}. Outputs are
+    cloned, so an in-place ReLU that follows a layer (as in SqueezeNet) cannot
+    overwrite what was stored; with detach=False they stay in the autograd graph,
+    so an objective built on them can be differentiated.
+    """
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    resolved = [get_layer(model, layer) for layer in layers]
+    activations = {}
+
+    def recorder(name):
+        def hook(module, inputs, output):
+            activations[name] = output.detach().clone() if detach else output.clone()
+
+        return hook
+
+    with temporary_hooks() as handles:
+        for name, module in resolved:
+            handles.append(module.register_forward_hook(recorder(name)))
+        yield activations

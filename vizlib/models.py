@@ -1,0 +1,209 @@
+"""One wrapper for every network: the course model and torchvision's ImageNet models.
+
+A `VizModel` takes course images (float, (N, 3, H, W), values in [0, 1]),
+normalises them inside, and knows its class names, input size and layer names.
+Models that vizlib loads come frozen: eval mode, no parameter requires grad.
+Techniques take gradients with respect to the input only.
+"""
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from vizlib import config
+from vizlib.course_data import CLASSES, IMAGE_SIZE
+from vizlib.images import check_images
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18")
+MODEL_NAMES = ("course",) + IMAGENET_MODELS
+COURSE_WEIGHTS = config.DATA_DIR / "course_model.pt"
+DOWNLOAD_COMMAND = "make download"
+
+
+class WeightsNotAvailableError(RuntimeError):
+    """Pretrained weights are neither cached nor allowed to be downloaded."""
+
+
+class VizModel(nn.Module):
+    """A network behind the course's conventions; normalisation lives in `forward`."""
+
+    def __init__(self, net, *, name, class_names, input_size, mean, std):
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.class_names = tuple(class_names)
+        self.input_size = input_size
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images):
+        check_images(images)
+        return self.net((images - self.mean) / self.std)
+
+    @property
+    def device(self):
+        return self.mean.device
+
+    @property
+    def layer_names(self):
+        from vizlib.hooks import layer_names
+
+        return layer_names(self)
+
+    def layer(self, layer):
+        """The submodule with this dotted name (see `layer_names`)."""
+        from vizlib.hooks import get_layer
+
+        return get_layer(self, layer)[1]
+
+    def extra_repr(self):
+        return f"name={self.name!r}, classes={len(self.class_names)}, input_size={self.input_size}"
+
+
+def freeze(model):
+    """Eval mode and no parameter gradients: how every model vizlib loads is handed out."""
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def course_net(num_classes=len(CLASSES)):
+    """The course model: an AlexNet-like CNN for 64x64 images, 5 conv layers, ~0.4M parameters.
+
+    The 7x7 first layer is large enough for its filters to be read as images.
+    """
+
+    def conv_block(index, c_in, c_out, kernel, stride=1):
+        return [
+            (f"conv{index}", nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)),
+            (f"bn{index}", nn.BatchNorm2d(c_out)),
+            (f"relu{index}", nn.ReLU()),
+        ]
+
+    features = (
+        conv_block(1, 3, 32, 7, stride=2) + [("pool1", nn.MaxPool2d(2))]    # 64 -> 32 -> 16
+        + conv_block(2, 32, 64, 3) + [("pool2", nn.MaxPool2d(2))]           # 16 -> 8
+        + conv_block(3, 64, 128, 3) + conv_block(4, 128, 128, 3)
+        + conv_block(5, 128, 128, 3) + [("pool5", nn.MaxPool2d(2))]         # 8 -> 4
+    )
+    classifier = [
+        ("pool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(128, 128)),
+        ("relu", nn.ReLU()),
+        ("fc2", nn.Linear(128, num_classes)),
+    ]
+    return nn.Sequential(
+        OrderedDict(
+            features=nn.Sequential(OrderedDict(features)),
+            classifier=nn.Sequential(OrderedDict(classifier)),
+        )
+    )
+
+
+def course_model(weights=COURSE_WEIGHTS, *, trained=True):
+    """The course model wrapped; `trained=False` gives its random initialisation."""
+    model = VizModel(
+        course_net(), name="course", class_names=CLASSES, input_size=IMAGE_SIZE,
+        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+    )
+    if trained:
+        weights = Path(weights)
+        if not weights.exists():
+            raise WeightsNotAvailableError(
+                f"course-model weights not found at {weights}; train them with `make course-model`"
+            )
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return freeze(model)
+
+
+def _imagenet_weights(name):
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def cached_weights_path(name):
+    """Where torchvision's weights API keeps this model's file (it may not exist yet)."""
+    filename = os.path.basename(_imagenet_weights(name).url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def is_cached(name):
+    return cached_weights_path(name).exists()
+
+
+def _check_name(name):
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODEL_NAMES)}")
+
+
+def _wrap_imagenet(net, name, weights):
+    return VizModel(
+        net, name=name, class_names=weights.meta["categories"], input_size=224,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    )
+
+
+def imagenet_model(name, *, download=False):
+    """A torchvision ImageNet model with its pretrained weights, wrapped and frozen.
+
+    Weights come from torchvision's cache. Without `download=True`, nothing is
+    fetched: a model that is not cached is an immediate error naming the
+    download command, never a hang on a network that is not there.
+    """
+    _check_name(name)
+    if name == "course":
+        raise ValueError("the course model is not an ImageNet model; use course_model()")
+    weights = _imagenet_weights(name)
+    if not download and not is_cached(name):
+        raise WeightsNotAvailableError(
+            f"ImageNet weights for {name} are not cached (expected {cached_weights_path(name)}). "
+            f"Download them once with `{DOWNLOAD_COMMAND}` (needs internet), "
+            "or use the course model: load_model('course')."
+        )
+    net = torchvision.models.get_model(name, weights=weights, progress=download)
+    return freeze(_wrap_imagenet(net, name, weights))
+
+
+def random_imagenet_model(name="squeezenet1_1", seed=0):
+    """An ImageNet architecture with random weights behind the same wrapper (no download).
+
+    Tests use it to run every technique through the ImageNet code path offline.
+    """
+    _check_name(name)
+    torch.manual_seed(seed)
+    net = torchvision.models.get_model(name, weights=None)
+    return freeze(_wrap_imagenet(net, name, _imagenet_weights(name)))
+
+
+def load_model(name="course", *, device=None, download=False):
+    """Load a model by name ("course" or a torchvision name), frozen, on `device` (default: best)."""
+    _check_name(name)
+    model = course_model() if name == "course" else imagenet_model(name, download=download)
+    return model.to(device or config.pick_device())
+
+
+def pick_model(choice=None, *, imagenet="squeezenet1_1", device=None, verbose=True):
+    """The model a notebook runs on, from one setting (VIZLIB_MODEL, default "auto").
+
+    "auto" takes the ImageNet model `imagenet` when its weights are cached, else the
+    course model; "course" or a model name forces that model. Prints which it chose.
+    """
+    choice = choice or config.MODEL_CHOICE
+    if choice == "auto":
+        name = imagenet if is_cached(imagenet) else "course"
+        reason = "its weights are cached" if name != "course" else (
+            f"{imagenet} is not cached; `{DOWNLOAD_COMMAND}` fetches it"
+        )
+    else:
+        _check_name(choice)
+        name, reason = choice, "chosen explicitly"
+    model = load_model(name, device=device)
+    if verbose:
+        print(f"Model: {name} ({reason}); input {model.input_size}px, {len(model.class_names)} classes")
+    return model

@@ -1,0 +1,67 @@
+"""Pictures from results: an image grid and a heat-map overlay, readable on a projector.
+
+Techniques return tensors; these functions only draw them. Each returns the
+matplotlib Figure, so a notebook can save it; end the cell with plt.show().
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from vizlib.images import to_numpy_image
+
+FONT_SIZE = 12
+
+
+def _as_display_array(image):
+    """(3, H, W) or (1, 3, H, W) tensors -> (H, W, 3); (H, W) maps and numpy arrays pass through."""
+    if isinstance(image, torch.Tensor):
+        if image.dim() == 2:
+            return image.detach().cpu().numpy()
+        return to_numpy_image(image)
+    return np.asarray(image)
+
+
+def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle=None):
+    """Draw images in a grid: a batch (N, 3, H, W), or a list of images or 2-D maps."""
+    images = list(images)
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(titles)} titles for {len(images)} images")
+    if not images:
+        raise ValueError("no images to show")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        array = _as_display_array(image)
+        ax.imshow(array, cmap=cmap if array.ndim == 2 else None)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=FONT_SIZE)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=FONT_SIZE + 2)
+    fig.tight_layout()
+    return fig
+
+
+def overlay(image, heatmap, *, alpha=0.5, cmap="jet"):
+    """Blend a heat map (H, W), rescaled to [0, 1] for display, over an image; returns (H, W, 3)."""
+    base = _as_display_array(image)
+    heat = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
+    if heat.shape != base.shape[:2]:
+        raise ValueError(f"heat map shape {heat.shape} does not match image size {base.shape[:2]}")
+    span = heat.max() - heat.min()
+    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+    coloured = plt.get_cmap(cmap)(heat)[..., :3]
+    return (1 - alpha) * base + alpha * coloured
+
+
+def show_mask(image, mask, *, colour=(1.0, 1.0, 0.0)):
+    """An image with the outline of a boolean mask (H, W) drawn on it; returns (H, W, 3)."""
+    base = _as_display_array(image).copy()
+    mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    padded = np.pad(mask, 1, mode="edge")
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    base[mask & ~interior] = colour
+    return base
