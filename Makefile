@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup lab test course download course-model clean
+.PHONY: setup lab test course bench download course-model clean
 
 setup: $(INSTALLED)
 
@@ -19,8 +19,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -c "import torch, torchvision.ops; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
 
+# JupyterLab refuses to start as root (containers, some cloud machines) without --allow-root.
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
@@ -28,6 +29,10 @@ test: $(INSTALLED)
 # Execute every notebook headlessly: executed copies, HTML pages and an index in build/course/.
 course: $(INSTALLED)
 	$(BIN)/python -m vizlib.build_course build/course
+
+# Speed of each technique against a named reference, as ratios (not part of the tests).
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks.run
 
 # With internet: ImageNet weights (SqueezeNet 1.1, AlexNet, VGG-19) and Imagenette 160 px.
 download: $(INSTALLED)

@@ -1,0 +1,64 @@
+"""Side-by-side timing: a candidate against a named reference, in one process.
+
+Each `Comparison` times a reference and a candidate alternately (so drifts in
+machine load hit both), repeats, and reports medians and the speed-up
+reference / candidate. Ratios, not absolute times, are what carry from one
+machine to another.
+"""
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class Comparison:
+    name: str                            # what is compared, e.g. "occlusion, course model"
+    reference: tuple[str, Callable]      # (label, zero-argument function)
+    candidate: tuple[str, Callable]
+    goal: str = ""                       # e.g. "speed-up >= 1.0"
+    repeats: int = 5
+
+
+@dataclass
+class Result:
+    comparison: Comparison
+    reference_seconds: float
+    candidate_seconds: float
+
+    @property
+    def speedup(self):
+        return self.reference_seconds / self.candidate_seconds
+
+
+def run(comparison, *, clock=time.perf_counter, warmup=1):
+    """Time both sides alternately `repeats` times after `warmup` untimed calls each."""
+    (_, reference), (_, candidate) = comparison.reference, comparison.candidate
+    for _ in range(warmup):
+        reference()
+        candidate()
+    times = {"reference": [], "candidate": []}
+    for _ in range(comparison.repeats):
+        for side, fn in (("reference", reference), ("candidate", candidate)):
+            start = clock()
+            fn()
+            times[side].append(clock() - start)
+    return Result(comparison, statistics.median(times["reference"]), statistics.median(times["candidate"]))
+
+
+def format_table(results):
+    header = ("benchmark", "reference", "ref ms", "candidate", "cand ms", "speed-up", "goal")
+    rows = [header] + [
+        (
+            r.comparison.name,
+            r.comparison.reference[0], f"{r.reference_seconds * 1e3:.1f}",
+            r.comparison.candidate[0], f"{r.candidate_seconds * 1e3:.1f}",
+            f"{r.speedup:.2f}x", r.comparison.goal,
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)

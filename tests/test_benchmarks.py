@@ -1,0 +1,20 @@
+"""The benchmark harness's arithmetic, on a fake clock (no timing in tests)."""
+
+import itertools
+
+from benchmarks.harness import Comparison, format_table, run
+
+
+def test_medians_and_speedup_from_alternating_calls():
+    calls = []
+    comparison = Comparison(
+        "demo", ("slow", lambda: calls.append("ref")), ("fast", lambda: calls.append("cand")), repeats=3
+    )
+    # clock readings: each call's start and end; reference takes 4, 6, 5 s and candidate 1, 2, 3 s
+    ticks = itertools.accumulate([0, 4, 0, 1, 0, 6, 0, 2, 0, 5, 0, 3])
+    result = run(comparison, clock=lambda: next(ticks), warmup=1)
+    assert calls == ["ref", "cand"] * 4  # one warm-up each, then alternating
+    assert result.reference_seconds == 5 and result.candidate_seconds == 2
+    assert result.speedup == 2.5
+    table = format_table([result])
+    assert "2.50x" in table and "slow" in table and "fast" in table
