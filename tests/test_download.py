@@ -3,7 +3,7 @@ import socket
 import torch
 import torchvision
 
-from test_imagenette import make_tiny_imagenette
+from test_datasets import make_tiny_imagenette
 from vizlib import config, download, models
 
 

@@ -4,6 +4,7 @@ Core modules (used by every notebook):
     config      fast switch, device, seeds, progress bars
     images      conversion at the edge, the offline sample images
     course_data the course dataset: shapes on natural clutter, with masks
+    datasets    images for a model: course data, Imagenette, offline photographs
     models      the model wrapper, the course model, torchvision ImageNet models
     hooks       layers by name, hooks that always clean up
     plotting    image grids and heat-map overlays

@@ -8,7 +8,7 @@ ImageNet weights go to torchvision's own cache (torch.hub.get_dir()), Imagenette
 
 import argparse
 
-from vizlib.imagenette import Imagenette
+from vizlib.datasets import Imagenette
 from vizlib.models import IMAGENET_MODELS, cached_weights_path, imagenet_model
 
 DEFAULT_MODELS = ("squeezenet1_1", "alexnet", "vgg19")

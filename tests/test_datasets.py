@@ -3,7 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vizlib.imagenette import DataNotAvailableError, Imagenette
+from vizlib import config
+from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model
+from vizlib.images import load_sample_image
+from vizlib.models import random_imagenet_model
 
 # ImageNet class indices of two Imagenette classes (from the ImageNet class list)
 TENCH, SPRINGER = ("n01440764", 0), ("n02102040", 217)
@@ -31,3 +34,21 @@ def test_loader_reads_the_torchvision_layout(tmp_path):
 def test_missing_dataset_names_the_download_command(tmp_path):
     with pytest.raises(DataNotAvailableError, match="make download"):
         Imagenette("val", root=tmp_path)
+
+
+def test_images_for_the_course_model_come_with_labels_and_masks(course):
+    images, labels, masks = images_for_model(course, 5, seed=2)
+    assert images.shape == (5, 3, 64, 64) and labels.shape == (5,) and masks.shape == (5, 64, 64)
+
+
+def test_imagenet_models_get_photographs_offline_and_imagenette_when_present(tmp_path, monkeypatch):
+    model = random_imagenet_model("squeezenet1_1")
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "empty")
+    images, labels, masks = images_for_model(model, 10, seed=0)
+    assert images.shape == (10, 3, 224, 224) and labels is None and masks is None
+    assert torch.equal(images[:1], load_sample_image(PHOTOGRAPHS[0], size=224))
+    assert not torch.equal(images[8], images[9])  # random crops beyond the eight photographs
+
+    monkeypatch.setattr(config, "CACHE_DIR", make_tiny_imagenette(tmp_path / "data"))
+    images, labels, masks = images_for_model(model, 2, seed=0)
+    assert images.shape == (2, 3, 224, 224) and sorted(labels.tolist()) == [TENCH[1], SPRINGER[1]]

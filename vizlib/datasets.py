@@ -1,0 +1,81 @@
+"""Images for a model: the course dataset, Imagenette, or the offline photographs.
+
+`images_for_model` is how a notebook gets images that suit whichever model it
+runs on. Imagenette (10 easy ImageNet classes, 160 px) is there for users who
+ran `make download`, which fetches it through torchvision into VIZLIB_CACHE
+(default ~/.cache/vizlib); its labels are ImageNet class indices.
+"""
+
+import torch
+import torchvision
+
+from vizlib import config
+from vizlib.course_data import make_shapes
+from vizlib.images import center_crop_resize, load_sample_image, to_image_tensor
+from vizlib.models import DOWNLOAD_COMMAND, WeightsNotAvailableError
+
+# Offline colour photographs an ImageNet model can say something about.
+PHOTOGRAPHS = ("chelsea", "coffee", "rocket", "astronaut", "china", "flower", "hubble_deep_field", "camera")
+
+
+class DataNotAvailableError(WeightsNotAvailableError):
+    """A dataset that must be downloaded first is not on this machine."""
+
+
+def _imagenet_categories():
+    return torchvision.models.get_model_weights("squeezenet1_1").DEFAULT.meta["categories"]
+
+
+class Imagenette(torch.utils.data.Dataset):
+    """Imagenette at 160 px: items are (image (3, size, size) in [0, 1], ImageNet class index)."""
+
+    def __init__(self, split="val", *, root=None, size=160, download=False):
+        root = config.CACHE_DIR if root is None else root
+        try:
+            self._data = torchvision.datasets.Imagenette(root, split=split, size="160px", download=download)
+        except (RuntimeError, FileNotFoundError) as error:
+            raise DataNotAvailableError(
+                f"Imagenette is not in {root}. Download it once with `{DOWNLOAD_COMMAND}` (needs internet)."
+            ) from error
+        categories = _imagenet_categories()
+        self.size = size
+        self.class_names = tuple(names[0] for names in self._data.classes)
+        self.imagenet_index = tuple(categories.index(name) for name in self.class_names)
+
+    def __len__(self):
+        return len(self._data)
+
+    def __getitem__(self, index):
+        image, label = self._data[index]
+        return center_crop_resize(to_image_tensor(image), self.size)[0], self.imagenet_index[label]
+
+
+def _photograph_crops(n, size, seed):
+    """The offline photographs centre-cropped; past the first eight, seeded random crops of them."""
+    images = [load_sample_image(name, size=size) for name in PHOTOGRAPHS[:n]]
+    generator = torch.Generator().manual_seed(seed)
+    while len(images) < n:
+        name = PHOTOGRAPHS[int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))]
+        photo = load_sample_image(name, size=2 * size)
+        top, left = torch.randint(size + 1, (2,), generator=generator).tolist()
+        images.append(photo[..., top:top + size, left:left + size])
+    return torch.cat(images) if images else torch.zeros(0, 3, size, size)
+
+
+def images_for_model(model, n, *, seed=0, split="held_out"):
+    """`n` images suited to `model`, as (images, labels, masks); labels or masks are None where unknown.
+
+    - the course model: the course dataset's `split`, with labels and object masks;
+    - an ImageNet model: Imagenette validation images when downloaded (ImageNet labels,
+      no masks), else the offline photographs (no labels), at the model's input size.
+    """
+    if model.name == "course":
+        return make_shapes(n, split, seed)
+    try:
+        data = Imagenette("val", size=model.input_size)
+    except DataNotAvailableError:
+        return _photograph_crops(n, model.input_size, seed), None, None
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    items = [data[int(i)] for i in order]
+    images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, model.input_size, model.input_size)
+    return images, torch.tensor([label for _, label in items], dtype=torch.long), None
