@@ -1,0 +1,183 @@
+"""Pieces shared by every technique that differentiates or optimises pixels (notebooks 06-14).
+
+- `score_gradient`: class scores and their gradient with respect to the input image.
+- `normalized_step`: a step of fixed length along the gradient, per image.
+- `total_variation`: the smoothness penalty of feature inversion and style transfer.
+- `jitter`, `gaussian_blur`: the image regularisers of gradient ascent and DeepDream.
+- `optimize_image`: the loop that runs them all, with a progress bar and a divergence check.
+
+Gradients are taken with `torch.autograd.grad` with respect to the pixels only,
+so a model's parameters, flags and `.grad` fields are never touched.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torchvision.transforms.functional as TF
+
+from vizlib.config import progress
+from vizlib.images import check_images
+
+
+def check_classes(model, classes, n):
+    """Class indices as a LongTensor of length n; an int is used for every image."""
+    count = len(model.class_names)
+    classes = torch.as_tensor(classes, dtype=torch.long).flatten()
+    if classes.numel() == 1:
+        classes = classes.expand(n)
+    if classes.numel() != n:
+        raise ValueError(f"got {classes.numel()} class indices for {n} images")
+    if n and (classes.min() < 0 or classes.max() >= count):
+        raise ValueError(f"class index out of range: valid indices are 0 to {count - 1}, got {classes.tolist()}")
+    return classes
+
+
+def score_gradient(model, images, classes):
+    """Unnormalised class scores (N,) and their gradient with respect to the images (N, 3, H, W)."""
+    check_images(images)
+    classes = check_classes(model, classes, len(images)).to(images.device)
+    pixels = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        # BEGIN SOLUTION
+        scores = model(pixels).gather(1, classes[:, None]).squeeze(1)
+        (grad,) = torch.autograd.grad(scores.sum(), pixels)
+        # END SOLUTION
+    return scores.detach(), grad
+
+
+def normalized_step(grad, step_size, *, norm=2):
+    """`step_size * grad / ||grad||` per image (p-norm over all of an image's pixels).
+
+    A gradient that is exactly zero has no direction to step in: that is a clear
+    error rather than a division by zero that would fill the image with NaN.
+    """
+    flat = grad.flatten(1)
+    lengths = flat.norm(p=norm, dim=1)
+    zero = (lengths == 0).nonzero().flatten().tolist()
+    if zero:
+        raise ValueError(
+            f"the gradient is exactly zero for image(s) {zero}: nothing to step along "
+            "(is the objective constant in the pixels, e.g. all units dead after a ReLU?)"
+        )
+    return step_size * grad / lengths.view(-1, *([1] * (grad.dim() - 1)))
+
+
+def total_variation(images, *, reduction="sum"):
+    """Sum (or mean) of squared differences between vertical and horizontal neighbours.
+
+    Squared rather than absolute differences keep it differentiable everywhere.
+    """
+    # BEGIN SOLUTION
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).pow(2)
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).pow(2)
+    # END SOLUTION
+    if reduction == "sum":
+        return vertical.sum() + horizontal.sum()
+    if reduction == "mean":
+        return vertical.mean() + horizontal.mean()
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def jitter(images, max_shift, generator=None):
+    """Roll the images by one random offset in [-max_shift, max_shift] per axis (wraps around)."""
+    if max_shift <= 0:
+        return images
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator).tolist()
+    return torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
+
+
+def gaussian_blur(images, sigma):
+    """Blur with a Gaussian of standard deviation `sigma` pixels (kernel 2*ceil(3 sigma)+1)."""
+    if sigma <= 0:
+        return images
+    size = 2 * math.ceil(3 * sigma) + 1
+    return TF.gaussian_blur(images, kernel_size=[size, size], sigma=[sigma, sigma])
+
+
+@dataclass
+class OptimizationResult:
+    images: torch.Tensor
+    losses: list = field(default_factory=list)
+
+
+class DivergenceError(FloatingPointError):
+    """The objective became NaN or infinite during an optimisation."""
+
+
+def optimize_image(
+    objective, init, *, steps, lr, optimizer="adam", parameterization="clamp", max_jitter=0,
+    blur_every=0, blur_sigma=0.5, callback=None, seed=0, desc="optimising", show_progress=None,
+):
+    """Minimise `objective(images) -> scalar` over images in [0, 1], starting from `init`.
+
+    optimizer: "adam", "sgd", "normalized" (steps of length lr along -grad/||grad||),
+    or "lbfgs". parameterization: "clamp" (optimise pixels, clamp into [0, 1] after each
+    step) or "sigmoid" (optimise logits z, images = sigmoid(z): always in range, which
+    suits L-BFGS). Each evaluation sees the images rolled by a random jitter of up to
+    `max_jitter` pixels; every `blur_every` steps the images are blurred. `callback(step,
+    images)` may edit the images in place (no gradient) for further regularisers.
+    A non-finite loss stops with DivergenceError naming the step.
+    """
+    check_images(init, name="init")
+    for name, value in (("steps", steps), ("lr", lr)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if parameterization not in ("clamp", "sigmoid"):
+        raise ValueError(f"parameterization must be 'clamp' or 'sigmoid', got {parameterization!r}")
+    generator = torch.Generator().manual_seed(seed)
+    if parameterization == "sigmoid":
+        variable = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+    else:
+        variable = init.detach().clone().requires_grad_(True)
+
+    def images_of(v):
+        return torch.sigmoid(v) if parameterization == "sigmoid" else v
+
+    def set_images(images):  # write edited images back into the optimised variable
+        variable.copy_(torch.logit(images.clamp(1e-3, 1 - 1e-3)) if parameterization == "sigmoid" else images)
+
+    optimizers = {
+        "adam": lambda: torch.optim.Adam([variable], lr=lr),
+        "sgd": lambda: torch.optim.SGD([variable], lr=lr),
+        "lbfgs": lambda: torch.optim.LBFGS([variable], lr=lr, max_iter=1, history_size=20),
+        "normalized": lambda: None,
+    }
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {', '.join(optimizers)}, got {optimizer!r}")
+    opt = optimizers[optimizer]()
+    result = OptimizationResult(images=init)
+    bar = progress(range(steps), desc=desc, enabled=show_progress, leave=False)
+
+    for step in bar:
+        def closure():
+            loss = objective(jitter(images_of(variable), max_jitter, generator))
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"the loss became {loss.item()} at step {step}: lower the learning rate")
+            (variable.grad,) = torch.autograd.grad(loss, variable)
+            return loss
+
+        with torch.enable_grad():
+            if optimizer == "normalized":
+                loss = closure()
+                with torch.no_grad():
+                    variable -= normalized_step(variable.grad, lr)
+            elif optimizer == "lbfgs":
+                loss = opt.step(closure)
+            else:
+                loss = closure()
+                opt.step()
+        result.losses.append(loss.item())
+        with torch.no_grad():
+            if parameterization == "clamp":
+                variable.clamp_(0, 1)
+            if blur_every and (step + 1) % blur_every == 0:
+                set_images(gaussian_blur(images_of(variable), blur_sigma))
+            if callback is not None:
+                images = images_of(variable).clone()
+                callback(step, images)
+                set_images(images)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{result.losses[-1]:.4g}")
+    result.images = images_of(variable).detach().clamp(0, 1)
+    return result
