@@ -85,3 +85,20 @@ def test_plain_modules_work_without_the_wrapper():
     with capture_activations(net, "0") as acts:
         net(torch.rand(1, 3, 8, 8))
     assert acts["0"].shape == (1, 4, 6, 6)
+
+
+def test_forward_to_stops_at_the_layer_and_keeps_the_graph(course):
+    from vizlib.hooks import forward_to
+
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    later_calls = []
+    before = fingerprint(course)
+    with temporary_hooks() as handles:
+        handles.append(course.layer("features.conv4").register_forward_hook(lambda *a: later_calls.append(1)))
+        out = forward_to(course, images, "features.relu3")
+    with capture_activations(course, "features.relu3") as acts:
+        course(images)
+    assert later_calls == [] and torch.allclose(out, acts["features.relu3"])
+    (grad,) = torch.autograd.grad(out.sum(), images)
+    assert grad.abs().sum() > 0
+    assert_unchanged(course, before)

@@ -76,3 +76,31 @@ def capture_activations(model, layers, *, detach=True):
         for name, module in resolved:
             handles.append(module.register_forward_hook(recorder(name)))
         yield activations
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has run."""
+
+
+def forward_to(model, images, layer):
+    """Run the model only as far as `layer` and return that layer's output.
+
+    The layers after it are skipped (a hook ends the pass), which saves their
+    time; the output stays in the autograd graph, so it can be differentiated.
+    """
+    _, module = get_layer(model, layer)
+    captured = {}
+
+    def stop(module, inputs, output):
+        captured["output"] = output
+        raise _StopForward
+
+    with temporary_hooks() as handles:
+        handles.append(module.register_forward_hook(stop))
+        try:
+            model(images)
+        except _StopForward:
+            pass
+    if "output" not in captured:
+        raise RuntimeError(f"layer {layer!r} did not run in the forward pass")
+    return captured["output"]
