@@ -13,6 +13,7 @@ import torch
 from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
 from vizlib.filters import first_layer_activations
+from vizlib.adversarial import fgsm, fooling_image, pgd
 from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
 from vizlib.inversion import invert
@@ -41,11 +42,15 @@ TECHNIQUES = {
     "top-5 classes": top5_classes,
     "activations of a Fire module": fire_activations,
     "input gradient of a class score": class_score_input_gradient,
+    "feature inversion (3 steps)": lambda model, images: invert(
+        model, images, "features.4", steps=3, show_progress=False).images,
     "first-layer activation maps": first_layer_activations,
     "DeepDream (2 octaves, 2 steps)": lambda model, images: deepdream(
         model, images, "features.12", octaves=2, steps=2, show_progress=False),
-    "feature inversion (3 steps)": lambda model, images: invert(
-        model, images, "features.4", steps=3, show_progress=False).images,
+    "fooling image (3 steps)": lambda model, images: fooling_image(
+        model, images, (top5_classes(model, images)[:, 0] + 1) % 1000, max_steps=3, show_progress=False).images,
+    "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
+    "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
 }
 
 

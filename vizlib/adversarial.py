@@ -1,0 +1,252 @@
+"""Fooling images and adversarial examples: small pixel changes that change a prediction.
+
+- `fooling_image` (Szegedy et al. 2014): climb a target class's score with
+  normalised gradient steps until the model predicts that class.
+- `fgsm` (Goodfellow et al. 2015): one step of size epsilon along the sign of the
+  loss gradient, the worst case to first order in an L-infinity ball.
+- `pgd` (Madry et al. 2018): many small signed steps, each projected back into
+  the L-infinity ball of radius epsilon around the image, from a random start.
+- `random_sign_noise`: the baseline, noise of the same L-infinity size that does
+  not look at the model.
+
+All of them work on course images (float (N, 3, H, W) in [0, 1]): epsilon is in
+pixel units (8/255 is one grey level in 32), every result stays in [0, 1], the
+inputs are never modified in place, and the model is never touched (gradients
+are taken with respect to the pixels only).
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from vizlib.config import progress
+from vizlib.images import check_images
+from vizlib.optim import check_classes, normalized_step
+from vizlib.plotting import FONT_SIZE, _as_display_array
+
+
+def _check_epsilon(epsilon):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+        raise TypeError(f"epsilon must be a number in [0, 1] (pixel units, e.g. 8/255), got {epsilon!r}")
+    if not 0 <= epsilon <= 1:
+        raise ValueError(
+            f"epsilon must be in [0, 1] (pixel units, e.g. 8/255 = {8 / 255:.4f}), got {epsilon}"
+        )
+    return float(epsilon)
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+@torch.no_grad()
+def predict(model, images, *, batch_size=256):
+    """The predicted class (N,) and its softmax probability (N,) for each image."""
+    check_images(images)
+    if len(images) == 0:
+        return torch.zeros(0, dtype=torch.long, device=images.device), images.new_zeros(0)
+    probabilities = torch.cat([model(batch).softmax(1) for batch in images.split(batch_size)])
+    best, classes = probabilities.max(1)
+    return classes, best
+
+
+def _refuse_reached_targets(model, images, targets):
+    """A target the model already predicts leaves nothing to attack: a clear error."""
+    current, _ = predict(model, images)
+    same = (current == targets).nonzero().flatten().tolist()
+    if same:
+        names = [model.class_names[targets[i]] for i in same]
+        raise ValueError(
+            f"image(s) {same} are already predicted as their target ({', '.join(names)}): "
+            f"choose a target other than the current prediction (valid indices 0 to "
+            f"{len(model.class_names) - 1})"
+        )
+
+
+def _attack_classes(model, images, labels, targets):
+    """The classes the loss is measured against, and +1 (push away) or -1 (pull towards)."""
+    if targets is not None:
+        targets = check_classes(model, targets, len(images)).to(images.device)
+        _refuse_reached_targets(model, images, targets)
+        return targets, -1.0
+    if labels is None:
+        labels, _ = predict(model, images)
+    return check_classes(model, labels, len(images)).to(images.device), 1.0
+
+
+def loss_gradient(model, images, classes):
+    """Gradient of the summed cross-entropy loss against `classes` with respect to the pixels.
+
+    Summed, not averaged, so that each image's gradient does not depend on the batch size.
+    """
+    pixels = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(pixels), classes, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, pixels)
+    return grad
+
+
+def fgsm(model, images, labels=None, *, epsilon, targets=None):
+    """Fast gradient sign method (Goodfellow et al. 2015): one step of size epsilon.
+
+    Untargeted (default): raise the loss of `labels` (default: the model's current
+    predictions). Targeted (`targets` given): lower the loss of `targets`.
+    Returns the adversarial images, clamped to [0, 1], within epsilon of `images`
+    in every pixel.
+    """
+    check_images(images)
+    epsilon = _check_epsilon(epsilon)
+    images = images.detach()
+    classes, direction = _attack_classes(model, images, labels, targets)
+    grad = loss_gradient(model, images, classes)
+    # BEGIN SOLUTION
+    adversarial = images + direction * epsilon * grad.sign()
+    adversarial = adversarial.clamp(0, 1)
+    # END SOLUTION
+    return adversarial
+
+
+def project(adversarial, images, epsilon):
+    """The nearest image to `adversarial` within L-infinity distance epsilon of `images`, in [0, 1]."""
+    # BEGIN SOLUTION
+    adversarial = torch.max(torch.min(adversarial, images + epsilon), images - epsilon)
+    return adversarial.clamp(0, 1)
+    # END SOLUTION
+
+
+def pgd(
+    model, images, labels=None, *, epsilon, steps=10, step_size=None, random_start=True,
+    targets=None, seed=0, show_progress=None,
+):
+    """Projected gradient descent (Madry et al. 2018) in the L-infinity ball of radius epsilon.
+
+    Start at `images` plus uniform noise in [-epsilon, epsilon] (when `random_start`;
+    drawn on the CPU as `(2 * torch.rand(shape, generator=torch.Generator().manual_seed(seed),
+    dtype=images.dtype) - 1) * epsilon`, then clamped to [0, 1]); then `steps` times:
+    step `step_size` (default 2.5 * epsilon / steps, as Madry et al. suggest) along the
+    sign of the loss gradient and project back into the ball and into [0, 1].
+    Untargeted and targeted as in `fgsm`.
+    """
+    check_images(images)
+    epsilon = _check_epsilon(epsilon)
+    steps = _check_positive_int("steps", steps)
+    step_size = 2.5 * epsilon / steps if step_size is None else _check_positive("step_size", step_size)
+    images = images.detach()
+    classes, direction = _attack_classes(model, images, labels, targets)
+    adversarial = images.clone()
+    if random_start:
+        generator = torch.Generator().manual_seed(seed)
+        noise = 2 * torch.rand(images.shape, generator=generator, dtype=images.dtype) - 1
+        adversarial = (adversarial + epsilon * noise.to(images.device)).clamp(0, 1)
+    for _ in progress(range(steps), desc="PGD", enabled=show_progress, leave=False):
+        grad = loss_gradient(model, adversarial, classes)
+        # BEGIN SOLUTION
+        adversarial = adversarial + direction * step_size * grad.sign()
+        adversarial = project(adversarial, images, epsilon)
+        # END SOLUTION
+    return adversarial
+
+
+def random_sign_noise(images, epsilon, *, seed=0):
+    """The baseline: each pixel moved by +epsilon or -epsilon at random (seeded), clamped to [0, 1]."""
+    check_images(images)
+    epsilon = _check_epsilon(epsilon)
+    generator = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, images.shape, generator=generator).to(images.dtype) * 2 - 1
+    return (images.detach() + epsilon * signs.to(images.device)).clamp(0, 1)
+
+
+@dataclass
+class FoolingResult:
+    images: torch.Tensor    # (N, 3, H, W) in [0, 1]
+    steps: torch.Tensor     # (N,) gradient steps taken by each image
+    success: torch.Tensor   # (N,) whether the model predicts the target at the end
+
+
+def fooling_image(model, images, targets, *, step_size=0.5, max_steps=100, show_progress=None):
+    """Fooling images (Szegedy et al. 2014): raise the target's score until the model predicts it.
+
+    Each step adds `step_size * g / ||g||_2` (g: the gradient of the target's
+    unnormalised score, ||.||_2 over the whole image) and clamps to [0, 1]. Each image
+    stops as soon as its prediction is its target, or after `max_steps` steps.
+    """
+    check_images(images)
+    step_size = _check_positive("step_size", step_size)
+    max_steps = _check_positive_int("max_steps", max_steps)
+    targets = check_classes(model, targets, len(images)).to(images.device)
+    _refuse_reached_targets(model, images, targets)
+    current = images.detach().clone()
+    steps = torch.zeros(len(images), dtype=torch.long, device=images.device)
+    success = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+    bar = progress(range(max_steps + 1), desc="fooling", enabled=show_progress, leave=False)
+    for step in bar:
+        active = (~success).nonzero().flatten()
+        pixels = current[active].requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(pixels)
+            scores = logits.gather(1, targets[active, None]).sum()
+            (grad,) = torch.autograd.grad(scores, pixels)
+        reached = logits.argmax(1) == targets[active]
+        success[active[reached]] = True
+        if success.all() or step == max_steps:
+            break
+        moving = active[~reached]
+        with torch.no_grad():
+            # BEGIN SOLUTION
+            current[moving] = (current[moving] + normalized_step(grad[~reached], step_size)).clamp(0, 1)
+            # END SOLUTION
+        steps[moving] += 1
+    return FoolingResult(images=current, steps=steps, success=success)
+
+
+def perturbation_norms(images, adversarial):
+    """Per image: the L-infinity norm (largest pixel change) and the L2 norm of adversarial - images."""
+    check_images(images)
+    check_images(adversarial, name="adversarial")
+    if images.shape != adversarial.shape:
+        raise ValueError(f"images {tuple(images.shape)} and adversarial {tuple(adversarial.shape)} differ in shape")
+    delta = (adversarial - images).detach().flatten(1)
+    return delta.abs().amax(1), delta.norm(dim=1)
+
+
+def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=None):
+    """Rows of original | perturbation x magnify (grey = 0) | adversarial, titled class and probability.
+
+    `magnify` defaults to 0.5 / (largest change) so the perturbation fills the grey
+    range; the factor used is written in the column title.
+    """
+    check_images(images)
+    check_images(adversarial, name="adversarial")
+    delta = (adversarial - images).detach()
+    if magnify is None:
+        largest = delta.abs().max().item()
+        magnify = 0.5 / largest if largest > 0 else 1.0
+    classes, probs = predict(model, torch.cat([images, adversarial]))
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(3 * size, n * size + 0.5), squeeze=False)
+    for i in range(n):
+        shown = (images[i], (0.5 + magnify * delta[i]).clamp(0, 1), adversarial[i])
+        titles = (
+            f"{model.class_names[classes[i]]} {probs[i]:.0%}",
+            f"perturbation x{magnify:.0f}" if i == 0 else "",
+            f"{model.class_names[classes[n + i]]} {probs[n + i]:.0%}",
+        )
+        for ax, picture, title in zip(axes[i], shown, titles):
+            ax.imshow(_as_display_array(picture), interpolation="nearest")
+            ax.set_title(title, fontsize=FONT_SIZE)
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=FONT_SIZE + 2)
+    fig.tight_layout()
+    return fig
