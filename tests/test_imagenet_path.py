@@ -18,6 +18,7 @@ from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
 from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
+from vizlib.saliency import saliency, smoothgrad
 
 
 def top5_classes(model, images):
@@ -42,6 +43,8 @@ TECHNIQUES = {
     "top-5 classes": top5_classes,
     "activations of a Fire module": fire_activations,
     "input gradient of a class score": class_score_input_gradient,
+    "saliency map": saliency,
+    "SmoothGrad (2 samples)": lambda model, images: smoothgrad(model, images, n_samples=2, show_progress=False),
     "feature inversion (3 steps)": lambda model, images: invert(
         model, images, "features.4", steps=3, show_progress=False).images,
     "first-layer activation maps": first_layer_activations,
