@@ -13,6 +13,7 @@ import torch
 from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
 from vizlib.filters import first_layer_activations
+from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
 from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
@@ -54,6 +55,10 @@ TECHNIQUES = {
         model, images, (top5_classes(model, images)[:, 0] + 1) % 1000, max_steps=3, show_progress=False).images,
     "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
+    "guided backprop of the top class": lambda model, images: guided_backprop(
+        model, images, top5_classes(model, images)[:, 0]),
+    "deconvnet of a Fire module's channel": lambda model, images: channel_gradient(
+        model, images, "features.12", 7, rule="deconvnet"),
 }
 
 

@@ -1,0 +1,394 @@
+"""Guided backpropagation (Springenberg et al. 2015) and the deconvnet (Zeiler & Fergus 2014).
+
+Both are the gradient of a score with respect to the pixels, computed with a different
+rule for going backwards through each ReLU. With `g` the gradient arriving from above
+and `x` the ReLU's input:
+
+    plain gradient   g * (x > 0)             the chain rule
+    deconvnet        g * (g > 0)             ignores which units were on in the forward pass
+    guided backprop  g * (g > 0) * (x > 0)   both: only positive signal through active units
+
+- `modified_relus(model, rule)`: a context manager; inside it, every `nn.ReLU` module of
+  the model that runs builds a graph whose backward pass follows `rule`.
+- `guided_backprop`, `deconvnet`: class-score maps (N, 3, H, W); `class_gradient` takes the
+  rule as an argument, `channel_gradient` the same for a channel of an intermediate layer.
+- `gradient_image`: a signed gradient as a picture (grey = 0), normalised per image.
+- `cascading_randomization`: the sanity check of Adebayo et al. (2018): re-initialise a
+  copy of the model from the top layer down and measure how much each map changes
+  (Spearman rank correlation with the trained model's map).
+
+How the rule is installed. A forward-pre hook on each ReLU module keeps the module's
+input `x` and hands the module `x.detach()`, so the module computes its output outside
+the graph (an in-place ReLU, as in SqueezeNet, AlexNet and VGG, overwrites the memory it
+would have overwritten anyway); the forward hook then returns `_ModifiedReLU.apply(x,
+output)`: the same values, attached to `x` in the graph by a backward pass that follows
+the rule. Inputs waiting for their forward hook sit on a stack local to the `with`
+block, never on the module, so one ReLU module used in several places (as in
+torchvision's ResNet) gets each use right. All hooks are removed when the block ends,
+even on error; no module is swapped and no flag is changed.
+
+Hooks only see ReLUs that are modules. A ReLU applied as a function inside `forward`
+(`F.relu`, `torch.relu`, `x.relu()`, as in torchvision's GoogLeNet) would silently keep
+its plain backward pass and give a map that is neither guided backprop nor a gradient.
+So while the block runs, a `TorchFunctionMode` (which sees every torch function called
+from Python) watches for ReLU-like functions called outside a ReLU module's own forward
+and stops with `FunctionalReLUError` naming the call and the line that made it.
+"""
+
+import copy
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
+from vizlib.images import check_images
+from vizlib.optim import check_classes
+
+RULES = ("plain", "deconvnet", "guided")
+REDUCTIONS = ("max", "mean")
+
+
+class FunctionalReLUError(TypeError):
+    """The model applies a ReLU as a function, where no module hook can modify it."""
+
+
+class _ModifiedReLU(torch.autograd.Function):
+    """max(x, 0) forwards; backwards, the deconvnet or the guided-backprop rule."""
+
+    @staticmethod
+    def forward(ctx, x, output, rule):
+        # `output` is max(x, 0), computed by the ReLU module itself; `x` links to the graph.
+        ctx.rule = rule
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (output,) = ctx.saved_tensors
+        # BEGIN SOLUTION
+        grad_input = grad_output.clamp(min=0)       # deconvnet: pass positive signal only
+        if ctx.rule == "guided":
+            grad_input *= output.sign()             # guided: ...and only through units that were on
+        # END SOLUTION
+        return grad_input, None, None
+
+
+# ReLU-like functions that hooks on nn.ReLU modules cannot reach when called directly.
+_RELU_FUNCTIONS = {
+    F.relu: "F.relu", torch.relu: "torch.relu", torch.relu_: "torch.relu_", torch.Tensor.relu: "Tensor.relu",
+    torch.Tensor.relu_: "Tensor.relu_", F.relu6: "F.relu6", F.hardtanh: "F.hardtanh", F.hardtanh_: "F.hardtanh_",
+    F.leaky_relu: "F.leaky_relu", F.leaky_relu_: "F.leaky_relu_", F.threshold: "F.threshold",
+    F.threshold_: "F.threshold_",
+}
+
+
+def _caller_line():
+    """'file:line (code)' of the innermost frame outside torch and this module, for error messages."""
+    for frame in reversed(traceback.extract_stack()):
+        if "torch" not in Path(frame.filename).parts and frame.filename != __file__:
+            return f"{frame.filename}:{frame.lineno}: {frame.line}"
+    return "an unknown line"
+
+
+class _FunctionalReLUGuard(TorchFunctionMode):
+    """Stops at a ReLU-like function called while no ReLU module's forward is running."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RELU_FUNCTIONS and not self.state.inside_relu_module:
+            raise FunctionalReLUError(
+                f"the model calls {_RELU_FUNCTIONS[func]} as a function (at {_caller_line()}), not through an nn.ReLU "
+                f"module; the {self.state.rule!r} rule replaces the backward pass of ReLU modules only, "
+                "so this map would be silently wrong. Use nn.ReLU modules in the model's forward."
+            )
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass
+class _RuleState:
+    rule: str
+    pending: list = field(default_factory=list)  # (input kept for the graph, copy given to the module)
+    calls: int = 0                                 # ReLU module calls modified so far
+
+    @property
+    def inside_relu_module(self):
+        return bool(self.pending)
+
+
+def _check_rule(rule):
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
+
+
+@contextmanager
+def modified_relus(model, rule="guided"):
+    """Inside the block, forward passes through `model` build graphs whose ReLUs follow `rule`.
+
+    rule: "guided", "deconvnet" or "plain" (nothing is changed). Yields an object whose
+    `calls` counts the ReLU module calls modified. Only the forward pass must run inside
+    the block; the gradient can be taken after it. A ReLU applied as a function during
+    the block raises FunctionalReLUError; a model without any nn.ReLU module, ValueError.
+    """
+    _check_rule(rule)
+    state = _RuleState(rule)
+    if rule == "plain":
+        yield state
+        return
+    relus = [module for module in _network(model).modules() if isinstance(module, nn.ReLU)]
+    if not relus:
+        raise ValueError(
+            f"the {rule!r} rule modifies nn.ReLU modules, and this model has none: its map would be the "
+            "plain gradient (if it applies ReLU as a function, F.relu, use nn.ReLU modules instead)"
+        )
+
+    def keep_input(module, args):
+        (x,) = args
+        # The module computes its output from a detached alias of x, outside the graph. An
+        # in-place ReLU overwrites x's storage as it would anyway (never a leaf's: that is copied).
+        given = x.detach().clone() if module.inplace and x.is_leaf else x.detach()
+        state.pending.append((x, given))
+        return (given,)
+
+    def replace_output(module, args, output):
+        x, given = state.pending.pop()
+        if args[0] is not given:
+            raise RuntimeError("ReLU hooks out of step: a ReLU module's forward-pre and forward hooks did not pair up")
+        state.calls += 1
+        return _ModifiedReLU.apply(x, output, rule)
+
+    with temporary_hooks() as handles, _FunctionalReLUGuard(state):
+        for module in relus:
+            handles.append(module.register_forward_pre_hook(keep_input))
+            handles.append(module.register_forward_hook(replace_output))
+        yield state
+
+
+def _pixels(images):
+    check_images(images)
+    return images.detach().clone().requires_grad_(True)
+
+
+def class_gradient(model, images, classes, *, rule="guided"):
+    """Gradient of the unnormalised class scores w.r.t. the images (N, 3, H, W) under `rule`.
+
+    `model` is a VizModel, or any network returning (N, classes) scores (as in the tests).
+    """
+    _check_rule(rule)
+    if hasattr(model, "class_names"):  # fail before any work
+        classes = check_classes(model, classes, len(images)).to(images.device)
+    pixels = _pixels(images)
+    with torch.enable_grad():
+        with modified_relus(model, rule):
+            scores = model(pixels)
+        if not hasattr(model, "class_names"):
+            classes = check_classes(SimpleNamespace(class_names=range(scores.shape[1])), classes, len(images))
+        selected = scores.gather(1, classes.to(scores.device)[:, None])
+        (grad,) = torch.autograd.grad(selected.sum(), pixels)
+    return grad
+
+
+def guided_backprop(model, images, classes):
+    """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W)."""
+    return class_gradient(model, images, classes, rule="guided")
+
+
+def deconvnet(model, images, classes):
+    """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W)."""
+    return class_gradient(model, images, classes, rule="deconvnet")
+
+
+def _channel_objective(activation, channel, reduce, layer):
+    if activation.dim() not in (2, 4):
+        raise ValueError(f"layer {layer!r} outputs shape {tuple(activation.shape)}; expected (N, C) or (N, C, H, W)")
+    count = activation.shape[1]
+    if isinstance(channel, bool) or not isinstance(channel, int):
+        raise TypeError(f"channel must be an int, got {type(channel).__name__}")
+    if not 0 <= channel < count:
+        raise ValueError(f"channel {channel} out of range: layer {layer!r} has channels 0 to {count - 1}")
+    values = activation[:, channel].reshape(len(activation), -1)  # (N, H*W), or (N, 1) for a linear layer
+    if reduce == "max":
+        position = values.detach().argmax(1, keepdim=True)
+        return values.gather(1, position).squeeze(1)
+    return values.mean(1)
+
+
+def channel_gradient(model, images, layer, channel, *, rule="guided", reduce="max"):
+    """Gradient w.r.t. the images of one channel of an intermediate layer's output, under `rule`.
+
+    The objective is the channel's activation at its strongest position in each image
+    (reduce="max": one neuron, as in Zeiler & Fergus and Springenberg et al.) or its mean
+    over positions (reduce="mean"). For a fully connected layer, `channel` is a unit.
+    """
+    _check_rule(rule)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduce!r}")
+    name, _ = get_layer(model, layer)
+    pixels = _pixels(images)
+    with torch.enable_grad():
+        with modified_relus(model, rule), capture_activations(model, name, detach=False) as acts:
+            model(pixels)
+        objective = _channel_objective(acts[name], channel, reduce, name)
+        (grad,) = torch.autograd.grad(objective.sum(), pixels)
+    return grad
+
+
+def gradient_image(grad, *, percentile=99.0):
+    """A signed gradient (N, 3, H, W) as images in [0, 1]: grey is 0, per-image scale.
+
+    Each image is divided by the `percentile` of its absolute values (so a few extreme
+    pixels do not make the rest invisible), mapped to 0.5 + 0.5 * g and clipped.
+    """
+    if grad.dim() != 4:
+        raise ValueError(f"expected a gradient of shape (N, C, H, W), got {tuple(grad.shape)}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    flat = grad.detach().abs().flatten(1).float()
+    scale = torch.quantile(flat, percentile / 100, dim=1) if flat.shape[1] else flat.new_zeros(len(flat))
+    scale = torch.where(scale > 0, scale, flat.amax(1)).clamp_min(1e-30).view(-1, 1, 1, 1)
+    return (0.5 + 0.5 * grad.detach().float() / scale).clamp(0, 1)
+
+
+def magnitude(grad):
+    """|gradient|, max over colour channels: (N, 3, H, W) -> (N, H, W), as saliency maps are read."""
+    return grad.abs().amax(1)
+
+
+# --- the sanity check of Adebayo et al. (2018) -------------------------------------------------
+
+def _average_ranks(rows):
+    """Ranks 1..D along each row of (N, D); tied values share the mean of their ranks."""
+    n, d = rows.shape
+    ordered, order = rows.sort(dim=1)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = (starts.cumsum(1) - 1 + d * torch.arange(n)[:, None]).flatten()  # tie group, unique per row
+    positions = torch.arange(1, d + 1, dtype=torch.float64).repeat(n)
+    sums = torch.zeros(n * d, dtype=torch.float64).index_add_(0, group, positions)
+    counts = torch.bincount(group, minlength=n * d).clamp_min(1)
+    ranks_in_order = (sums / counts)[group].view(n, d)
+    return torch.empty_like(ranks_in_order).scatter_(1, order, ranks_in_order)
+
+
+def rank_correlation(a, b):
+    """Spearman rank correlation of each pair of rows of a and b (flattened per item): (N,).
+
+    Ties get average ranks. A constant map (such as all zeros) ranks nothing: its
+    correlation is undefined, NaN, as in scipy.
+    """
+    a, b = a.detach().flatten(1).cpu(), b.detach().flatten(1).cpu()
+    if a.shape != b.shape:
+        raise ValueError(f"maps differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    denominator = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
+    return torch.where(denominator > 0, (ra * rb).sum(1) / denominator.clamp_min(1e-300), torch.nan)
+
+
+def layer_groups(model):
+    """Layers with weights, bottom to top, as [(name, [module names])].
+
+    A BatchNorm layer joins the layer before it, so a convolution and its normalisation
+    are randomised together.
+    """
+    groups = []
+    for name, module in _network(model).named_modules():
+        if not name or not any(True for _ in module.parameters(recurse=False)):
+            continue
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and groups:
+            groups[-1][1].append(name)
+        else:
+            groups.append((name, [name]))
+    return groups
+
+
+def _reinitialise(module, generator):
+    """Random weights drawn from `generator`: He-normal weights, zero biases, identity batch norm.
+
+    He initialisation (a standard one for ReLU networks) keeps the size of the signal
+    through a deep stack of random layers, so no map fades out just for lack of scale.
+    """
+    with torch.no_grad():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()  # weight 1, bias 0, running mean 0, running variance 1
+            return
+        for name, parameter in module.named_parameters(recurse=False):
+            fresh = torch.zeros(parameter.shape, dtype=parameter.dtype)  # drawn on the CPU: same on any device
+            if name == "weight" and parameter.dim() >= 2:
+                nn.init.kaiming_normal_(fresh, nonlinearity="relu", generator=generator)
+            elif name != "bias":
+                nn.init.normal_(fresh, std=0.02, generator=generator)
+            parameter.copy_(fresh)
+
+
+def cascading_copies(model, steps=None, *, seed=0):
+    """Yield (group name, copy) with the top 1, 2, ... layer groups of a deep copy re-initialised.
+
+    The same copy is re-initialised further at each step (a cascade, from the top layer
+    down); the model passed in is never touched. `steps` limits how many groups.
+    """
+    groups = layer_groups(model)[::-1]
+    if steps is not None:
+        if not 1 <= steps <= len(groups):
+            raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), got {steps}")
+        groups = groups[:steps]
+    randomised = copy.deepcopy(model)
+    modules = dict(_network(randomised).named_modules())
+    generator = torch.Generator().manual_seed(seed)
+    for name, members in groups:
+        for member in members:
+            _reinitialise(modules[member], generator)
+        yield name, randomised
+
+
+@dataclass
+class RandomizationResult:
+    layers: list          # ["trained", then the group randomised last at each step (top first)]
+    correlations: dict    # rule -> (steps + 1, N) Spearman correlation of |map| with the trained map
+    maps: dict            # rule -> (steps + 1, keep, 3, H, W) the maps of the first `keep` images
+
+    def mean(self, rule):
+        """Mean correlation over images at each step, (steps + 1,); images whose map is constant are left out."""
+        return self.correlations[rule].nanmean(1)
+
+    def counted(self, rule):
+        """How many images have a correlation at each step (a map of all zeros has none): (steps + 1,)."""
+        return (~self.correlations[rule].isnan()).sum(1)
+
+
+def cascading_randomization(model, images, classes, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
+    """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
+
+    For each step of `cascading_copies`, the map of every rule is compared with the trained
+    model's map of the same rule: Spearman correlation of |map| (max over colour channels)
+    per image. The class explained stays `classes` throughout. A map that is all zeros (the
+    class score cut off by a ReLU for every pixel, as can happen after SqueezeNet's last
+    ReLU) has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    """
+    for rule in rules:
+        _check_rule(rule)
+    classes = check_classes(model, classes, len(images))
+    trained = {rule: class_gradient(model, images, classes, rule=rule) for rule in rules}
+    layers = ["trained"]
+    correlations = {rule: [rank_correlation(magnitude(trained[rule]), magnitude(trained[rule]))] for rule in rules}
+    maps = {rule: [trained[rule][:keep].cpu()] for rule in rules}
+    for name, randomised in cascading_copies(model, steps, seed=seed):
+        layers.append(name)
+        for rule in rules:
+            grad = class_gradient(randomised, images, classes, rule=rule)
+            correlations[rule].append(rank_correlation(magnitude(trained[rule]), magnitude(grad)))
+            maps[rule].append(grad[:keep].cpu())
+    return RandomizationResult(
+        layers=layers,
+        correlations={rule: torch.stack(values) for rule, values in correlations.items()},
+        maps={rule: torch.stack(values) for rule, values in maps.items()},
+    )
