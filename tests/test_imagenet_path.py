@@ -12,6 +12,7 @@ import torch
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
+from vizlib.embedding import tsne
 from vizlib.filters import first_layer_activations
 from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
@@ -19,6 +20,7 @@ from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
 from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
+from vizlib.neighbours import extract_features, nearest_neighbours
 from vizlib.saliency import saliency, smoothgrad
 
 
@@ -55,6 +57,11 @@ TECHNIQUES = {
         model, images, (top5_classes(model, images)[:, 0] + 1) % 1000, max_steps=3, show_progress=False).images,
     "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
+    "nearest neighbours in feature space": lambda model, images: nearest_neighbours(
+        extract_features(model, images, show_progress=False), 1)[0],
+    "t-SNE of features (8 shifted copies)": lambda model, images: torch.from_numpy(tsne(extract_features(
+        model, torch.cat([images.roll(16 * s, dims=3) for s in range(4)]), show_progress=False),
+        perplexity=2, n_iter=50))[:len(images)],
     "guided backprop of the top class": lambda model, images: guided_backprop(
         model, images, top5_classes(model, images)[:, 0]),
     "deconvnet of a Fire module's channel": lambda model, images: channel_gradient(
