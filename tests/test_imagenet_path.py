@@ -14,6 +14,7 @@ from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
 from vizlib.embedding import tsne
 from vizlib.filters import first_layer_activations
+from vizlib.gradient_ascent import class_visualization, settings_for
 from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
 from vizlib.hooks import capture_activations
@@ -57,6 +58,8 @@ TECHNIQUES = {
         model, images, (top5_classes(model, images)[:, 0] + 1) % 1000, max_steps=3, show_progress=False).images,
     "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
+    "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualization(
+        model, [0, 1], settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
     "nearest neighbours in feature space": lambda model, images: nearest_neighbours(
         extract_features(model, images, show_progress=False), 1)[0],
     "t-SNE of features (8 shifted copies)": lambda model, images: torch.from_numpy(tsne(extract_features(

@@ -1,0 +1,383 @@
+"""Gradient ascent: pictures of what a class or a unit responds to (Simonyan et al. 2014; Yosinski et al. 2015).
+
+Start from a nearly grey image and change its pixels to raise one number:
+
+- a class score minus an L2 penalty on the image (Simonyan et al. 2014): `class_visualization`;
+- the activation of one channel of an intermediate layer (its mean over positions), or of
+  one neuron (one channel at one position): `unit_visualization`.
+
+Plain ascent finds high-frequency patterns that raise the number without looking like
+anything. Yosinski et al. (2015) added image regularisers, all available here and run by
+the shared loop `vizlib.optim.optimize_image`: random jitter, a periodic Gaussian blur,
+clipping pixels with small values (`clip_small_values`, run as the loop's callback) and
+clipping pixels with small gradients (`clip_small_gradients`, inside the objective).
+
+The classic hyperparameters (CS231n: normalised 224-px inputs, L2 weight 1e-3, step 25,
+jitter 16 px, blur sigma 0.5 every 10 steps) do not carry over to course images. Pixels
+here live in [0, 1], where gradients are 1/std (about 4x) larger than in normalised units,
+and an L2 penalty on the pixels themselves would pull every pixel to black; so the penalty
+here pulls towards mid-grey. `settings_for(model)` gives values retuned for [0, 1] pixels
+and scaled to the model's input size (see its docstring).
+
+Two measurements on what the optimisation did *not* see: `transform_robustness` (does the
+class survive random shifts and rescalings?) and `high_frequency_share` (how much of an
+image's spectral power lies at high spatial frequencies).
+"""
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vizlib.hooks import capture_activations, get_layer
+from vizlib.images import check_images
+from vizlib.optim import check_classes, optimize_image
+
+GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
+OBJECTIVES = ("class", "unit")
+
+# A late convolutional stage of each network, whose channels respond to object parts. Where one
+# module holds it, the output before the ReLU: a unit silent on the start image still has a gradient.
+DEFAULT_LAYERS = {
+    "course": "features.bn5", "squeezenet1_1": "features.12", "alexnet": "features.10",
+    "vgg16": "features.28", "vgg19": "features.34", "resnet18": "layer4",
+}
+
+
+@dataclass(frozen=True)
+class AscentSettings:
+    """Hyperparameters of one gradient-ascent run; lengths in pixels, pixel values in [0, 1]."""
+
+    steps: int = 200
+    lr: float = 0.05                # Adam step size in pixel-value units
+    l2: float = 0.0                 # weight of ||image - grey||^2 (summed over the image's pixels)
+    max_jitter: int = 0             # random roll of up to this many pixels before each step
+    blur_every: int = 0             # Gaussian blur every this many steps (0: never)
+    blur_sigma: float = 0.0         # its standard deviation in pixels
+    value_percentile: float = 0.0   # after each step, pixels closer to grey than this percentile become grey
+    grad_percentile: float = 0.0    # pixels whose gradient is below this percentile get no gradient
+    optimizer: str = "adam"
+
+    def replace(self, **changes):
+        return replace(self, **changes)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def settings_for(model, *, objective="class", regularized=True, **changes):
+    """Hyperparameters retuned for pixels in [0, 1] and scaled to `model.input_size`.
+
+    Tuned by eye and by the notebook's measurements on the 64-px course model:
+    Adam with step 0.05, 200 steps; L2 weight 0.1 for class scores (which reach hundreds)
+    and 0.003 for channel means (tens); jitter 1/14 of the size (5 px; 16 px at 224 as in
+    CS231n); blur sigma 0.5 px every 4 steps; the 10% of pixels closest to grey set to grey.
+    For other input sizes, lengths (jitter, blur) scale with the size and the L2
+    weight with 1/size^2, because a score's gradient spreads over size^2 pixels.
+    `regularized=False` keeps optimiser, step size and step count and switches every
+    regulariser off: plain gradient ascent, with pixels only clamped into [0, 1].
+    Keyword arguments override single values.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if not regularized:
+        return AscentSettings(**changes)
+    scale = model.input_size / 64
+    settings = AscentSettings(
+        l2=(0.1 if objective == "class" else 0.003) / scale**2,
+        max_jitter=max(1, round(model.input_size / 14)),
+        blur_every=4,
+        blur_sigma=0.5 * scale,
+        value_percentile=10.0,
+    )
+    return settings.replace(**changes)
+
+
+def default_layer(model):
+    """The layer whose channels the notebook visualises: a late convolutional stage."""
+    if model.name not in DEFAULT_LAYERS:
+        raise ValueError(f"no default layer for model {model.name!r}; pass a layer name: {', '.join(model.layer_names)}")
+    return DEFAULT_LAYERS[model.name]
+
+
+def start_image(n, size, *, seed=0, noise=0.1, device=None):
+    """Mid-grey plus a little Gaussian noise, (n, 3, size, size) in [0, 1]; same seed, same image.
+
+    The noise matters for unit visualisation: a unit that is silent (ReLU at 0) on a
+    perfectly flat image has no gradient to climb.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    images = GREY + noise * torch.randn(n, 3, size, size, generator=generator)
+    return images.clamp(0, 1).to(device)
+
+
+def _check_percentile(value, name):
+    if not 0 <= value < 100:
+        raise ValueError(f"{name} must be in [0, 100), got {value}")
+
+
+def _below_percentile(values, percentile):
+    """(N, H, W) mask of each image's smallest `percentile`% of `values` (N, H, W), ties included."""
+    flat = values.flatten(1)
+    count = int(percentile / 100 * flat.shape[1])
+    if count == 0:
+        return torch.zeros_like(values, dtype=torch.bool)
+    if flat.device.type == "cpu":  # numpy's selection is several times faster than kthvalue on a CPU
+        selected = np.partition(flat.detach().numpy(), count - 1, axis=1)[:, count - 1]
+        threshold = torch.from_numpy(selected)
+    else:
+        threshold = flat.kthvalue(count, dim=1).values
+    return values <= threshold.view(-1, 1, 1)
+
+
+def clip_small_values(images, percentile):
+    """Set to grey the pixels whose colour is closest to grey (below `percentile`, per image).
+
+    Yosinski et al.'s "clip pixels with small norm", in [0, 1] space: a pixel's norm is its
+    distance from mid-grey over the three colour channels. Returns a new tensor.
+    """
+    _check_percentile(percentile, "value_percentile")
+    if percentile == 0:
+        return images
+    return images.masked_fill(_small_values(images, percentile), GREY)
+
+
+def _small_values(images, percentile):
+    return _below_percentile((images - GREY).pow(2).sum(1), percentile).unsqueeze(1)
+
+
+class _ClipSmallGradients(torch.autograd.Function):
+    """Identity forward; backward zeroes the gradient of pixels whose gradient norm is small."""
+
+    @staticmethod
+    def forward(ctx, images, percentile):
+        ctx.percentile = percentile
+        return images.view_as(images)
+
+    @staticmethod
+    def backward(ctx, grad):
+        small = _below_percentile(grad.pow(2).sum(1), ctx.percentile)
+        return grad.masked_fill(small.unsqueeze(1), 0), None
+
+
+def clip_small_gradients(images, percentile):
+    """`images` as they are, but in the backward pass the pixels with small gradients get none.
+
+    Pixels whose gradient norm (over colour channels) lies below `percentile` of the
+    image's pixels are left alone by the step: only the pixels that matter most move.
+    """
+    _check_percentile(percentile, "grad_percentile")
+    return _ClipSmallGradients.apply(images, percentile) if percentile > 0 else images
+
+
+def class_objective(model, classes, *, l2=0.0):
+    """The loss to minimise: -(score of each image's class - l2 * ||image - grey||^2), summed over images."""
+    def objective(images):
+        # BEGIN SOLUTION
+        scores = model(images).gather(1, classes[:, None].to(images.device)).squeeze(1)
+        penalty = (images - GREY).pow(2).flatten(1).sum(1)
+        return -(scores - l2 * penalty).sum()
+        # END SOLUTION
+
+    return objective
+
+
+def _probe_shape(model, layer, image_size):
+    probe = torch.full((1, 3, image_size, image_size), GREY, device=model.device)
+    with capture_activations(model, layer) as acts, torch.no_grad():
+        model(probe)
+    return tuple(acts[layer].shape)
+
+
+def check_unit(model, layer, channels, position=None, *, image_size=None):
+    """Validate a layer, channel indices and an optional (row, col) position; return (name, channels).
+
+    The layer's output shape is found with one forward pass of a grey image. A layer
+    with a flat output (N, C), such as a fully connected one, takes channels but no position.
+    """
+    name, _ = get_layer(model, layer)
+    shape = _probe_shape(model, name, image_size or model.input_size)
+    if len(shape) not in (2, 4):
+        raise ValueError(f"layer {name!r} outputs shape {shape}: expected (N, C, H, W) or (N, C)")
+    channels = torch.as_tensor(channels, dtype=torch.long).flatten()
+    if channels.numel() == 0:
+        raise ValueError("no channels given")
+    if channels.min() < 0 or channels.max() >= shape[1]:
+        raise ValueError(
+            f"channel out of range for layer {name!r}: valid channels are 0 to {shape[1] - 1}, "
+            f"got {channels.tolist()}"
+        )
+    if position is not None:
+        if len(shape) == 2:
+            raise ValueError(f"layer {name!r} has no spatial positions (output shape {shape}); use position=None")
+        if len(position) != 2:
+            raise ValueError(f"position must be (row, col), got {position!r}")
+        row, col = position
+        if not (0 <= row < shape[2] and 0 <= col < shape[3]):
+            raise ValueError(
+                f"position {tuple(position)} is outside layer {name!r}'s {shape[2]}x{shape[3]} feature map: "
+                f"valid rows 0 to {shape[2] - 1}, columns 0 to {shape[3] - 1}"
+            )
+    return name, channels
+
+
+def unit_objective(model, layer, channels, *, position=None, l2=0.0):
+    """The loss to minimise for channel visualisation (mean over positions) or one neuron (`position`).
+
+    Image i drives channel `channels[i]` of `layer`. `layer` must be a valid name (see check_unit).
+    """
+    def objective(images):
+        with capture_activations(model, layer, detach=False) as acts:
+            model(images)
+        output = acts[layer]
+        maps = output[torch.arange(len(images)), channels.to(images.device)]  # (N, h, w) or (N,)
+        # BEGIN SOLUTION
+        if maps.dim() == 1:
+            values = maps
+        elif position is None:
+            values = maps.flatten(1).mean(1)
+        else:
+            values = maps[:, position[0], position[1]]
+        penalty = (images - GREY).pow(2).flatten(1).sum(1)
+        return -(values - l2 * penalty).sum()
+        # END SOLUTION
+
+    return objective
+
+
+def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
+    _check_percentile(settings.value_percentile, "value_percentile")
+    _check_percentile(settings.grad_percentile, "grad_percentile")
+    if init is None:
+        init = start_image(n, model.input_size, seed=seed, device=model.device)
+    check_images(init, name="init")
+    if len(init) != n:
+        raise ValueError(f"init has {len(init)} images, expected {n} (one per class or channel)")
+    loss = objective
+    if settings.grad_percentile > 0:
+        def loss(images):
+            return objective(clip_small_gradients(images, settings.grad_percentile))
+
+    def clip(step, images):  # the loop's callback: edits the images in place, without gradient
+        images.masked_fill_(_small_values(images, settings.value_percentile), GREY)
+
+    return optimize_image(
+        loss, init, steps=settings.steps, lr=settings.lr, optimizer=settings.optimizer,
+        max_jitter=settings.max_jitter, blur_every=settings.blur_every, blur_sigma=settings.blur_sigma,
+        callback=clip if settings.value_percentile > 0 else None, seed=seed, desc=desc,
+        show_progress=show_progress,
+    )
+
+
+def class_visualization(model, classes, settings=None, *, init=None, seed=0, show_progress=None):
+    """One image per class index in `classes` that the model scores highly for that class.
+
+    `settings` default to `settings_for(model)`; `init` to `start_image(..., seed=seed)`.
+    Returns vizlib.optim.OptimizationResult: `images` (N, 3, H, W) in [0, 1] and
+    `losses` per step. The same seed gives the same images.
+    """
+    settings = settings_for(model) if settings is None else settings
+    classes = torch.as_tensor(classes, dtype=torch.long).flatten()
+    if classes.numel() == 0:
+        raise ValueError("no classes given")
+    classes = check_classes(model, classes, len(classes)).to(model.device)
+    objective = class_objective(model, classes, l2=settings.l2)
+    return _ascend(model, objective, len(classes), settings, init, seed, "class visualisation", show_progress)
+
+
+def unit_visualization(model, layer, channels, *, position=None, settings=None, init=None, seed=0,
+                       show_progress=None):
+    """One image per index in `channels` that drives that channel of `layer` hard.
+
+    Without `position` the channel's mean activation over the feature map is maximised;
+    with `position=(row, col)` only that one neuron's. `settings` default to
+    `settings_for(model, objective="unit")`. Returns an OptimizationResult.
+    """
+    settings = settings_for(model, objective="unit") if settings is None else settings
+    size = model.input_size if init is None else init.shape[-1]
+    name, channels = check_unit(model, layer, channels, position, image_size=size)
+    objective = unit_objective(model, name, channels, position=position, l2=settings.l2)
+    return _ascend(model, objective, len(channels), settings, init, seed, f"{name} channels", show_progress)
+
+
+# ------------------------------------------------------- measurements on what was not optimised
+
+def target_scores(model, images, classes):
+    """(score, probability) of each image's class, without gradients: two (N,) tensors."""
+    classes = check_classes(model, classes, len(images)).to(images.device)
+    with torch.no_grad():
+        logits = model(images)
+    index = classes[:, None]
+    return logits.gather(1, index).squeeze(1), logits.softmax(1).gather(1, index).squeeze(1)
+
+
+def shift_rescale(images, scale, shift):
+    """Rescale images about their centre by `scale` (antialiased) and shift by (dy, dx) pixels.
+
+    The result has the input's size; uncovered borders are mid-grey and whatever moves
+    out of the frame is cut off.
+    """
+    check_images(images)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    height, width = images.shape[-2:]
+    new_h, new_w = max(1, round(scale * height)), max(1, round(scale * width))
+    resized = images
+    if (new_h, new_w) != (height, width):
+        resized = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    dy, dx = (int(round(s)) for s in shift)
+    top, left = (height - new_h) // 2 + dy, (width - new_w) // 2 + dx
+    out = torch.full_like(images, GREY)
+    y0, y1 = max(top, 0), min(top + new_h, height)
+    x0, x1 = max(left, 0), min(left + new_w, width)
+    if y1 > y0 and x1 > x0:
+        out[..., y0:y1, x0:x1] = resized[..., y0 - top:y1 - top, x0 - left:x1 - left]
+    return out.clamp(0, 1)
+
+
+def random_transforms(n, *, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
+    """`n` random (scale, (dy, dx)) pairs: scale uniform in `scale_range`, shifts up to
+    `max_shift` of the image size along each axis (as fractions; multiply by the size)."""
+    generator = torch.Generator().manual_seed(seed)
+    scales = torch.empty(n).uniform_(*scale_range, generator=generator)
+    shifts = torch.empty(n, 2).uniform_(-max_shift, max_shift, generator=generator)
+    return [(float(s), tuple(float(v) for v in d)) for s, d in zip(scales, shifts)]
+
+
+def transform_robustness(model, images, classes, *, n=64, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
+    """Per image, the share of `n` random shift-and-rescale copies still classified as its class.
+
+    Every image sees the same `n` transforms (same seed, same transforms), so two sets
+    of images can be compared pair by pair.
+    """
+    check_images(images)
+    if n < 1:
+        raise ValueError(f"n (the number of transforms) must be at least 1, got {n}")
+    classes = check_classes(model, classes, len(images)).to(images.device)
+    size = images.shape[-1]
+    kept = torch.zeros(len(images), device=images.device)
+    with torch.no_grad():
+        for scale, (dy, dx) in random_transforms(n, max_shift=max_shift, scale_range=scale_range, seed=seed):
+            copies = shift_rescale(images, scale, (dy * size, dx * size))
+            kept += (model(copies).argmax(1) == classes).float()
+    return kept / n
+
+
+def high_frequency_share(images, cutoff=0.25):
+    """Per image, the share of spectral power above `cutoff` cycles per pixel (Nyquist: 0.5).
+
+    The power spectrum is that of each colour channel minus its mean, summed over the
+    channels; a coefficient's frequency is its radius sqrt(fy^2 + fx^2). A flat image has 0.
+    """
+    check_images(images)
+    if not 0 < cutoff < 0.5 * math.sqrt(2):
+        raise ValueError(f"cutoff must be between 0 and {0.5 * math.sqrt(2):.3f} cycles per pixel, got {cutoff}")
+    centred = images - images.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(centred).abs().pow(2).sum(1)                          # (N, H, W)
+    fy = torch.fft.fftfreq(images.shape[-2], dtype=torch.float64)
+    fx = torch.fft.fftfreq(images.shape[-1], dtype=torch.float64)
+    high = ((fy[:, None] ** 2 + fx[None, :] ** 2).sqrt() > cutoff).to(images.device)
+    total = power.flatten(1).sum(1)
+    return (power * high).flatten(1).sum(1) / total.clamp_min(1e-30)
