@@ -9,6 +9,11 @@ Core modules (used by every notebook):
     hooks       layers by name, hooks that always clean up
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop
     plotting    image grids and heat-map overlays
+
+Concept modules, one per notebook (notebooks/NN_<module>.ipynb, tests/test_<module>.py):
+    activations 01 filters, 02 neighbours, 03 embedding
+    gradients   06 saliency, 07 guided_backprop, 08 gradient_ascent, 09 adversarial, 10 inversion
+    art         11 deepdream
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
