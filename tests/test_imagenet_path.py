@@ -22,6 +22,7 @@ from vizlib.images import load_sample_image
 from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
 from vizlib.neighbours import extract_features, nearest_neighbours
+from vizlib.occlusion import occlusion
 from vizlib.saliency import saliency, smoothgrad
 
 
@@ -60,6 +61,8 @@ TECHNIQUES = {
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
     "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualization(
         model, [0, 1], settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
+    "occlusion map (16 windows)": lambda model, images: occlusion(
+        model, images, window=56, stride=56, show_progress=False).pixel_map,
     "nearest neighbours in feature space": lambda model, images: nearest_neighbours(
         extract_features(model, images, show_progress=False), 1)[0],
     "t-SNE of features (8 shifted copies)": lambda model, images: torch.from_numpy(tsne(extract_features(
