@@ -11,9 +11,9 @@ Core modules (used by every notebook):
     plotting    image grids and heat-map overlays
 
 Concept modules, one per notebook (notebooks/NN_<module>.ipynb, tests/test_<module>.py):
-    activations 01 filters, 02 neighbours, 03 embedding
+    activations 01 filters, 02 neighbours, 03 embedding, 05 occlusion
     gradients   06 saliency, 07 guided_backprop, 08 gradient_ascent, 09 adversarial, 10 inversion
-    art         11 deepdream
+    art         11 deepdream, 12 texture_sampling
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
