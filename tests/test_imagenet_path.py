@@ -23,6 +23,7 @@ from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
 from vizlib.neighbours import extract_features, nearest_neighbours
 from vizlib.occlusion import occlusion
+from vizlib.patches import channel_patches, receptive_field, top_activations
 from vizlib.saliency import saliency, smoothgrad
 
 
@@ -72,6 +73,8 @@ TECHNIQUES = {
         model, images, top5_classes(model, images)[:, 0]),
     "deconvnet of a Fire module's channel": lambda model, images: channel_gradient(
         model, images, "features.12", 7, rule="deconvnet"),
+    "top-k patches of a Fire channel": lambda model, images: channel_patches(images, receptive_field(
+        model, "features.7"), top_activations(model, "features.7", images, k=2, batch_size=1, show_progress=False), 0)[0],
 }
 
 

@@ -1,0 +1,644 @@
+"""Activation maps and maximally activating patches (Zeiler & Fergus 2014; Springenberg et al. 2015).
+
+Three steps, each a function that returns tensors:
+
+- `receptive_field(model, layer)`: which input pixels a unit of `layer` can see,
+  computed from the geometry (kernel, stride, padding, dilation) of the layers on
+  the way from the input, as a `ReceptiveField` (size, stride, start).
+- `top_activations(model, layer, data, k)`: stream a dataset through the model in
+  batches and keep, for every channel of `layer`, the k images whose maximum
+  activation in that channel is largest (one entry per image, with the position of
+  the maximum). Memory is O(k x channels), whatever the size of the dataset.
+- `crop_patches(images, field, image_index, position)`: cut out exactly the
+  receptive field of those units, filled with a constant where it leaves the image.
+
+`show_top_patches`, `show_channel` and `patch_picker` draw the results.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from vizlib.config import progress
+from vizlib.hooks import _network, get_layer, temporary_hooks
+from vizlib.images import check_images
+
+__all__ = [
+    "ReceptiveField", "TopActivations", "receptive_field", "merge_top_k", "top_activations",
+    "crop_patches", "channel_patches", "random_units", "unit_features", "mean_pairwise_cosine",
+    "feature_similarity",
+    "show_top_patches", "show_channel", "figure_png", "patch_picker",
+]
+
+DEFAULT_FILL = 0.5  # grey: what pixels outside the image are filled with in a patch
+
+# ---------------------------------------------------------------------------------------------
+# Receptive fields from layer geometry
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where the units of a layer look in the input image, per axis (rows, columns).
+
+    Unit (row, col) of the layer's output sees the input pixels
+    rows `start[0] + row * stride[0]` ... `+ size[0] - 1`, and the same for columns.
+    `start` is negative when padding lets the field reach past the image's edge.
+    """
+
+    size: tuple   # (height, width) of the field, in input pixels
+    stride: tuple  # input pixels between the fields of neighbouring units
+    start: tuple   # top-left input pixel of unit (0, 0)'s field
+
+    def box(self, row, col):
+        """(top, left, bottom, right) of unit (row, col)'s field; bottom and right are exclusive."""
+        top = self.start[0] + row * self.stride[0]
+        left = self.start[1] + col * self.stride[1]
+        return top, left, top + self.size[0], left + self.size[1]
+
+    def clipped_box(self, row, col, image_size):
+        """The part of the field inside an image of `image_size` (H, W), as (top, left, bottom, right)."""
+        top, left, bottom, right = self.box(row, col)
+        height, width = image_size
+        return max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+
+
+_IDENTITY = ReceptiveField((1, 1), (1, 1), (0, 0))
+
+# Layers that work on each position separately: they do not change where a unit looks.
+_POINTWISE = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+    nn.Identity, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.LocalResponseNorm,
+)
+# Layers after which every unit sees the whole image (or no longer has a position).
+_GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _sliding_window(module):
+    """(kernel, stride, padding, dilation) per axis of a layer that slides a window, else None."""
+    if isinstance(module, nn.Conv2d):
+        kernel, dilation = _pair(module.kernel_size), _pair(module.dilation)
+        if module.padding == "valid":
+            padding = (0, 0)
+        elif module.padding == "same":  # PyTorch pads d * (k - 1) // 2 before, the rest after
+            padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+        else:
+            padding = _pair(module.padding)
+        return kernel, _pair(module.stride), padding, dilation
+    if isinstance(module, nn.MaxPool2d):
+        stride = module.stride if module.stride is not None else module.kernel_size
+        return _pair(module.kernel_size), _pair(stride), _pair(module.padding), _pair(module.dilation)
+    if isinstance(module, nn.AvgPool2d):
+        stride = module.stride if module.stride is not None else module.kernel_size
+        return _pair(module.kernel_size), _pair(stride), _pair(module.padding), (1, 1)
+    return None
+
+
+def _through_window(field, kernel, stride, padding, dilation):
+    """The field of the units after a sliding-window layer, given the field of its input units."""
+    sizes, strides, starts = [], [], []
+    for axis in range(2):
+        size, jump, start = field.size[axis], field.stride[axis], field.start[axis]
+        k, s, p, d = kernel[axis], stride[axis], padding[axis], dilation[axis]
+        # BEGIN SOLUTION
+        # Output unit j reads input units j*s - p ... j*s - p + d*(k - 1); each of those sees
+        # `size` pixels starting at start + (its index) * jump.
+        starts.append(start - p * jump)
+        sizes.append(size + d * (k - 1) * jump)
+        strides.append(jump * s)
+        # END SOLUTION
+    return ReceptiveField(tuple(sizes), tuple(strides), tuple(starts))
+
+
+def _union(fields, where):
+    """Bounding box of the fields of parallel paths that meet again (concatenation or sum)."""
+    strides = {field.stride for field in fields}
+    if len(strides) != 1:
+        raise ValueError(f"the paths through {where} have different strides {sorted(strides)}; "
+                         "their receptive fields do not line up")
+    starts = [min(field.start[axis] for field in fields) for axis in range(2)]
+    ends = [max(field.start[axis] + field.size[axis] for field in fields) for axis in range(2)]
+    return ReceptiveField(tuple(e - s for s, e in zip(starts, ends)), fields[0].stride, tuple(starts))
+
+
+def _branching_blocks():
+    """Known blocks with parallel paths: (trunk, branches, after), each a list of child names.
+
+    A name that is None-valued in the module (a missing `downsample`) is the identity.
+    """
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+    from torchvision.models.squeezenet import Fire
+
+    return {
+        Fire: (["squeeze", "squeeze_activation"],
+               [["expand1x1", "expand1x1_activation"], ["expand3x3", "expand3x3_activation"]], []),
+        BasicBlock: ([], [["conv1", "bn1", "relu", "conv2", "bn2"], ["downsample"]], ["relu"]),
+        Bottleneck: ([], [["conv1", "bn1", "relu", "conv2", "bn2", "relu", "conv3", "bn3"], ["downsample"]],
+                     ["relu"]),
+    }
+
+
+def _chain_types():
+    """Containers whose children run one after another in the order they were defined."""
+    from torchvision.models import VGG, AlexNet, ResNet, SqueezeNet
+
+    return (nn.Sequential, AlexNet, VGG, SqueezeNet, ResNet)
+
+
+_KNOWN = ("Conv2d, MaxPool2d, AvgPool2d, element-wise layers (ReLU, BatchNorm2d, Dropout, ...), "
+          "nn.Sequential chains and the branching blocks Fire (SqueezeNet), BasicBlock and Bottleneck (ResNet)")
+
+
+def _through(field, module, name):
+    """The field after running all of `module`, given the field of its input."""
+    if module is None or isinstance(module, _POINTWISE):
+        return field
+    window = _sliding_window(module)
+    if window is not None:
+        return _through_window(field, *window)
+    if isinstance(module, _GLOBAL):
+        raise ValueError(f"after {name!r} ({type(module).__name__}) a unit sees the whole image, or has no "
+                         "position at all: choose a convolutional layer before it")
+    blocks = _branching_blocks()
+    if type(module) in blocks:
+        trunk, branches, after = blocks[type(module)]
+        field = _through_names(field, module, trunk, name)
+        field = _union([_through_names(field, module, branch, name) for branch in branches], name)
+        return _through_names(field, module, after, name)
+    if isinstance(module, _chain_types()):
+        for child_name, child in module.named_children():
+            field = _through(field, child, f"{name}.{child_name}" if name else child_name)
+        return field
+    raise ValueError(f"the receptive field through {name!r} ({type(module).__name__}) is unknown: "
+                     f"vizlib knows {_KNOWN}")
+
+
+def _through_names(field, module, names, name):
+    for child_name in names:
+        field = _through(field, getattr(module, child_name), f"{name}.{child_name}")
+    return field
+
+
+def _to_target(field, module, name, parts, target):
+    """The field of the output of the descendant `parts` of `module`, given the field of its input."""
+    if not parts:
+        return _through(field, module, name)
+    blocks = _branching_blocks()
+    child_name, rest = parts[0], parts[1:]
+    if type(module) in blocks:
+        trunk, branches, after = blocks[type(module)]
+        occurrences = sum(part.count(child_name) for part in [trunk, after] + branches)
+        if occurrences == 0:
+            raise ValueError(f"cannot place {target!r} inside {type(module).__name__}")
+        if occurrences > 1:
+            raise ValueError(f"{target!r} runs more than once in each forward pass of {name!r}, so its units "
+                             f"have no single receptive field: choose {name!r} itself or a conv or batch-norm "
+                             "layer inside it")
+        if child_name in trunk:
+            before = trunk[:trunk.index(child_name)]
+        elif child_name in after:
+            field = _union([_through_names(_through_names(field, module, trunk, name), module, branch, name)
+                            for branch in branches], name)
+            before = after[:after.index(child_name)]
+        else:
+            branch = next(branch for branch in branches if child_name in branch)
+            before = trunk + branch[:branch.index(child_name)]
+        field = _through_names(field, module, before, name)
+        return _to_target(field, getattr(module, child_name), f"{name}.{child_name}", rest, target)
+    if isinstance(module, _chain_types()):
+        for current_name, child in module.named_children():
+            full = f"{name}.{current_name}" if name else current_name
+            if current_name == child_name:
+                return _to_target(field, child, full, rest, target)
+            field = _through(field, child, full)
+    raise ValueError(f"the receptive field of {target!r} inside {name or 'the model'!r} "
+                     f"({type(module).__name__}) is unknown: vizlib knows {_KNOWN}")
+
+
+def receptive_field(model, layer):
+    """The receptive field of the units of `layer` (a dotted name or a module of `model`).
+
+    Computed from the geometry of every layer between the input and `layer`: each
+    convolution or pooling of kernel k, stride s, padding p and dilation d grows the
+    field by d*(k-1) times the current stride, multiplies the stride by s and moves the
+    start back by p times the current stride. Where paths split and meet again (a
+    SqueezeNet Fire module, a ResNet block) the field is the bounding box of the union
+    over the paths (in a Fire module, the channels of the 1x1 path see less: their field lies
+    inside). Padding is taken to be zeros. A layer of unknown geometry is an error naming
+    what is known.
+    """
+    name, _ = get_layer(model, layer)
+    return _to_target(_IDENTITY, _network(model), "", name.split("."), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming top-k
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TopActivations:
+    """For each channel of `layer`, the k images whose maximum activation in that channel is largest.
+
+    Row c of each tensor belongs to channel c, sorted from the largest activation down;
+    ties keep the earlier image first.
+    """
+
+    layer: str
+    values: torch.Tensor       # (C, k) the maximum of the channel's activation map in each image
+    image_index: torch.Tensor  # (C, k) position of the image in the dataset
+    position: torch.Tensor     # (C, k, 2) (row, col) of that maximum in the activation map
+    map_size: tuple            # (h, w) of the layer's activation maps
+    n_images: int              # how many images were streamed
+
+    @property
+    def channels(self):
+        return self.values.shape[0]
+
+    @property
+    def k(self):
+        return self.values.shape[1]
+
+    def check_channel(self, channel):
+        """Raise a clear error unless `channel` is a channel of this layer; returns it as an int."""
+        if isinstance(channel, torch.Tensor):
+            channel = channel.item()
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+            raise TypeError(f"channel must be an int, got {type(channel).__name__}")
+        if not 0 <= channel < self.channels:
+            raise ValueError(f"channel {channel} does not exist in {self.layer!r}: valid channels are "
+                             f"0 to {self.channels - 1}")
+        return int(channel)
+
+
+def merge_top_k(kept, new, k):
+    """Merge the running top-k with one batch's candidates; both are (values, image_index, position).
+
+    values and image_index are (C, n); position is (C, n, 2). The kept entries come first
+    and belong to earlier images, so a stable sort keeps the earlier image on ties.
+    """
+    # BEGIN SOLUTION
+    values, index, position = (torch.cat([a, b], dim=1) for a, b in zip(kept, new))
+    order = values.argsort(dim=1, descending=True, stable=True)[:, :k]
+    return values.gather(1, order), index.gather(1, order), position.gather(1, order[..., None].expand(-1, -1, 2))
+    # END SOLUTION
+
+
+def _device(model):
+    """Where the model lives: the device of its first buffer or parameter (CPU if it has none)."""
+    for tensor in list(model.buffers())[:1] + list(model.parameters())[:1]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook once the chosen layer has run: the rest of the network is skipped."""
+
+
+def _check_k(k, n=None):
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if n is not None and n == 0:
+        raise ValueError("the dataset is empty: top_activations needs at least one image (and k <= its size)")
+    if k < 1 or (n is not None and k > n):
+        upper = "the number of images" if n is None else n
+        raise ValueError(f"k={k} is out of range: choose k between 1 and {upper}"
+                         + (f" (the dataset has {n} images)" if n is not None else ""))
+
+
+def _batches(data, batch_size):
+    """(batches, number of images or None, number of batches or None) for a tensor, a Dataset or an iterable."""
+    if isinstance(data, torch.Tensor):
+        check_images(data, name="data")
+        return data.split(batch_size), len(data), -(-len(data) // batch_size)
+    if isinstance(data, torch.utils.data.IterableDataset):
+        return torch.utils.data.DataLoader(data, batch_size=batch_size), None, None
+    if isinstance(data, torch.utils.data.Dataset):
+        loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
+        return loader, len(data), len(loader)
+    return data, None, None
+
+
+def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, show_progress=None):
+    """Stream `data` through `model`; per channel of `layer`, keep the top-k images by maximum activation.
+
+    data: images (N, 3, H, W) in [0, 1], a Dataset whose items are images or start with one,
+    or any iterable of batches (tensors, or tuples whose first element is the images), so
+    the dataset never has to be in memory at once. Each image enters a channel's list at most
+    once, with the position of its maximum. Only (C, k) tensors are kept between batches.
+
+    stop_early: raise from the hook as soon as `layer` has run, skipping the rest of the network.
+    Returns a `TopActivations`, on the CPU.
+    """
+    name, module = get_layer(model, layer)
+    _check_k(k)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batches, n_images, n_batches = _batches(data, batch_size)
+    if n_images is not None:
+        _check_k(k, n_images)
+    device = _device(model)
+
+    captured = {}
+
+    def hook(module, inputs, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"layer {name!r} gives {shape}, not activation maps (N, C, h, w): "
+                             "choose a convolutional layer")
+        # Reduce at once: a later in-place ReLU cannot touch what we keep.
+        maxima, where = output.detach().flatten(2).max(dim=2)  # (B, C): first maximum on ties
+        captured["batch"] = maxima, where, tuple(output.shape[-2:])
+        if stop_early:
+            raise _StopForward
+
+    kept, seen, map_size = None, 0, None
+    with temporary_hooks() as handles, torch.no_grad():
+        handles.append(module.register_forward_hook(hook))
+        for batch in progress(batches, desc=f"top-{k} of {name}", total=n_batches, enabled=show_progress):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            check_images(images, name="batch")
+            if len(images) == 0:
+                continue
+            try:
+                model(images.to(device))
+            except _StopForward:
+                pass
+            if "batch" not in captured:
+                raise ValueError(f"layer {name!r} did not run in the forward pass")
+            maxima, where, map_size = captured.pop("batch")
+            count = len(images)
+            index = torch.arange(seen, seen + count, device=maxima.device).expand(maxima.shape[1], -1)
+            position = torch.stack([where.T // map_size[1], where.T % map_size[1]], dim=-1)
+            new = (maxima.T, index, position)
+            if kept is None:
+                kept = tuple(t[:, :0] for t in new)
+            kept = merge_top_k(kept, new, k)
+            seen += count
+    _check_k(k, seen)
+    values, index, position = (t.cpu() for t in kept)
+    return TopActivations(name, values.float(), index.long(), position.long(), map_size, seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# Patches
+# ---------------------------------------------------------------------------------------------
+
+
+def crop_patches(images, field, image_index, position, *, fill=DEFAULT_FILL):
+    """Cut the receptive field of each unit out of its image.
+
+    image_index (n,) picks the image, position (n, 2) the unit (row, col) in the activation
+    map. Returns patches (n, 3, field height, field width) and inside (n, height, width),
+    True where the patch pixel lies in the image; outside, the patch holds `fill` (a grey
+    level, or one value per colour channel).
+    """
+    check_images(images)
+    image_index = torch.as_tensor(image_index, dtype=torch.long, device=images.device).reshape(-1)
+    position = torch.as_tensor(position, dtype=torch.long, device=images.device).reshape(-1, 2)
+    if len(image_index) != len(position):
+        raise ValueError(f"got {len(image_index)} image indices for {len(position)} positions")
+    if len(image_index) and not (0 <= image_index.min() and image_index.max() < len(images)):
+        raise ValueError(f"image indices must be between 0 and {len(images) - 1}")
+    height, width = images.shape[-2:]
+    rows = field.start[0] + position[:, :1] * field.stride[0] + torch.arange(field.size[0], device=images.device)
+    cols = field.start[1] + position[:, 1:] * field.stride[1] + torch.arange(field.size[1], device=images.device)
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    pixels = images[image_index[:, None, None], :, rows.clamp(0, height - 1)[:, :, None],
+                    cols.clamp(0, width - 1)[:, None, :]]  # (n, h, w, 3)
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device).reshape(-1)
+    patches = torch.where(inside[..., None], pixels, fill).permute(0, 3, 1, 2).contiguous()
+    return patches, inside
+
+
+def channel_patches(images, field, top, channel, *, k=None, fill=DEFAULT_FILL):
+    """The top-k patches of one channel: (patches, inside, values), best first."""
+    channel = top.check_channel(channel)
+    k = top.k if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= top.k:
+        raise ValueError(f"k={k!r} is out of range: {top.k} images per channel were kept, so choose k "
+                         f"between 1 and {top.k}")
+    patches, inside = crop_patches(images, field, top.image_index[channel, :k], top.position[channel, :k], fill=fill)
+    return patches, inside, top.values[channel, :k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Are the top patches alike? Features at units, against random units of the same layer
+# ---------------------------------------------------------------------------------------------
+
+
+def random_units(top, n, *, seed):
+    """n random units (image index, position) of the layer that `top` was computed on."""
+    generator = torch.Generator().manual_seed(seed)
+    image_index = torch.randint(top.n_images, (n,), generator=generator)
+    rows = torch.randint(top.map_size[0], (n,), generator=generator)
+    cols = torch.randint(top.map_size[1], (n,), generator=generator)
+    return image_index, torch.stack([rows, cols], dim=1)
+
+
+def unit_features(model, layer, images, image_index, position, *, batch_size=64):
+    """The layer's activation vector (all C channels) at each unit (image, (row, col)): (n, C).
+
+    Each image needed runs once; only the requested vectors are kept.
+    """
+    name, module = get_layer(model, layer)
+    check_images(images)
+    image_index = torch.as_tensor(image_index, dtype=torch.long).reshape(-1).cpu()
+    position = torch.as_tensor(position, dtype=torch.long).reshape(-1, 2).cpu()
+    unique, inverse = image_index.unique(return_inverse=True)
+    captured = {}
+
+    def hook(module, inputs, output):
+        captured["maps"] = output.detach().clone()
+        raise _StopForward
+
+    features = None
+    with temporary_hooks() as handles, torch.no_grad():
+        handles.append(module.register_forward_hook(hook))
+        for first in range(0, len(unique), batch_size):
+            chosen = unique[first:first + batch_size]
+            try:
+                model(images[chosen.to(images.device)].to(_device(model)))
+            except _StopForward:
+                pass
+            maps = captured.pop("maps").cpu()
+            rows = ((inverse >= first) & (inverse < first + len(chosen))).nonzero().flatten()
+            if features is None:
+                features = torch.zeros(len(image_index), maps.shape[1])
+            features[rows] = maps[inverse[rows] - first, :, position[rows, 0], position[rows, 1]]
+    return features
+
+
+def mean_pairwise_cosine(features, exclude=None, centre=None):
+    """Mean cosine similarity over all pairs of distinct rows of `features` (n, C).
+
+    exclude: a channel to leave out; centre: a (C,) vector subtracted from every row first.
+    """
+    if len(features) < 2:
+        raise ValueError(f"need at least 2 feature vectors to compare, got {len(features)}")
+    features = features.double()
+    if centre is not None:
+        features = features - centre.double()
+    if exclude is not None:
+        keep = torch.ones(features.shape[1], dtype=torch.bool)
+        keep[exclude] = False
+        features = features[:, keep]
+    unit = torch.nn.functional.normalize(features, dim=1)
+    similarity = unit @ unit.T
+    n = len(features)
+    return ((similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1))).item()
+
+
+def feature_similarity(model, images, top, *, seed=0, batch_size=64):
+    """How alike each channel's top-k units are, against k random units of the same layer.
+
+    A unit is described by the layer's activation vector at its position, minus the mean
+    vector of the layer (estimated from k x C other random units), with the channel itself
+    left out (its top units are alike in it by construction). Two random units score about 0.
+    Returns two (C,) tensors: the mean pairwise cosine similarity of each channel's top-k
+    units, and of k random units (a random image, a random position: a random patch of the
+    same size).
+    """
+    k, channels = top.k, top.channels
+    features = lambda index, position: unit_features(model, top.layer, images, index, position,  # noqa: E731
+                                                     batch_size=batch_size)
+    centre = features(*random_units(top, k * channels, seed=seed + 1)).mean(0)
+    random_features = features(*random_units(top, k * channels, seed=seed)).view(channels, k, -1)
+    top_features = features(top.image_index.reshape(-1), top.position.reshape(-1, 2)).view(channels, k, -1)
+    top_similarity, random_similarity = (
+        torch.tensor([mean_pairwise_cosine(group[c], exclude=c, centre=centre) for c in range(channels)])
+        for group in (top_features, random_features)
+    )
+    return top_similarity, random_similarity
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def _with_checkerboard(patch, inside):
+    """(h, w, 3) display array: the patch, with a grey checkerboard where it left the image."""
+    array = patch.detach().cpu().permute(1, 2, 0).numpy().copy()
+    inside = inside.cpu().numpy()
+    if not inside.all():
+        h, w = inside.shape
+        square = max(1, max(h, w) // 10)
+        rows, cols = np.indices((h, w)) // square
+        board = np.where((rows + cols) % 2 == 0, 0.35, 0.65)[..., None]
+        array = np.where(inside[..., None], array, board)
+    return array.clip(0, 1)
+
+
+def show_top_patches(images, field, top, channels, *, k=None, size=1.1, fill=DEFAULT_FILL, title=None):
+    """A grid: one row per channel, its top-k patches from left to right (best first).
+
+    Pixels outside the image are drawn as a grey checkerboard.
+    """
+    import matplotlib.pyplot as plt
+
+    channels = [top.check_channel(c) for c in channels]
+    if not channels:
+        raise ValueError("no channels to show: pass at least one channel")
+    k = top.k if k is None else k
+    fig, axes = plt.subplots(len(channels), k, figsize=(size * k + 0.8, size * len(channels) + 0.6),
+                             squeeze=False)
+    for row, channel in enumerate(channels):
+        patches, inside, values = channel_patches(images, field, top, channel, k=k, fill=fill)
+        for col in range(k):
+            ax = axes[row, col]
+            ax.imshow(_with_checkerboard(patches[col], inside[col]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[row, 0].set_ylabel(f"ch {channel}", rotation=0, ha="right", va="center", fontsize=11)
+    fig.suptitle(title or f"{top.layer}: top-{k} patches per channel ({field.size[0]}x{field.size[1]} px)",
+                 fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=DEFAULT_FILL):
+    """One channel: its top-k images with the unit's field boxed (top row), and the patches (bottom row)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    channel = top.check_channel(channel)
+    k = top.k if k is None else k
+    patches, inside, values = channel_patches(images, field, top, channel, k=k, fill=fill)
+    fig, axes = plt.subplots(2, k, figsize=(size * k, 2 * size + 0.8), squeeze=False)
+    height, width = images.shape[-2:]
+    for col in range(k):
+        index = int(top.image_index[channel, col])
+        row_, col_ = (int(v) for v in top.position[channel, col])
+        top_, left, bottom, right = field.clipped_box(row_, col_, (height, width))
+        ax = axes[0, col]
+        ax.imshow(images[index].detach().cpu().permute(1, 2, 0).numpy().clip(0, 1), interpolation="nearest")
+        ax.add_patch(Rectangle((left - 0.5, top_ - 0.5), right - left, bottom - top_, fill=False,
+                               edgecolor="yellow", linewidth=2))
+        ax.set_title(f"#{index}\n{values[col]:.2f}", fontsize=10)
+        axes[1, col].imshow(_with_checkerboard(patches[col], inside[col]), interpolation="nearest")
+        for ax in axes[:, col]:
+            ax.axis("off")
+    fig.suptitle(f"{top.layer}, channel {channel}: image number and maximum activation; "
+                 f"field {field.size[0]}x{field.size[1]} px", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig):
+    """A matplotlib figure as PNG bytes (tight bounding box)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def patch_picker(model, images, tops, *, k=None):
+    """An ipywidgets picker of layer and channel, with the `show_channel` picture below it.
+
+    tops: TopActivations computed on `images` for each layer offered. The picture for the
+    first layer's channel 0 is drawn at once, and again on every change of the controls. It is
+    shown as an image widget holding the finished PNG, rather than by capturing output while
+    the cell runs (captured output can stall headless notebook runners).
+    """
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    by_layer = {top.layer: top for top in tops}
+    if not by_layer:
+        raise ValueError("patch_picker needs at least one TopActivations")
+    fields = {layer: receptive_field(model, layer) for layer in by_layer}
+    first = next(iter(by_layer.values()))
+    layer_box = ipywidgets.Dropdown(options=list(by_layer), value=first.layer, description="layer")
+    channel_box = ipywidgets.IntSlider(value=0, min=0, max=first.channels - 1, description="channel",
+                                       continuous_update=False)
+    picture = ipywidgets.Image(format="png")
+    drawing = []
+
+    def redraw(change=None):
+        if drawing:  # the slider clamped its value while we set its range: we draw below anyway
+            return
+        drawing.append(True)
+        try:
+            layer, top = layer_box.value, by_layer[layer_box.value]
+            channel_box.max = top.channels - 1
+            fig = show_channel(images, fields[layer], top, channel_box.value, k=k)
+            picture.value = figure_png(fig)
+            plt.close(fig)
+        finally:
+            drawing.clear()
+
+    layer_box.observe(redraw, names="value")
+    channel_box.observe(redraw, names="value")
+    redraw()
+    return ipywidgets.VBox([ipywidgets.HBox([layer_box, channel_box]), picture])
