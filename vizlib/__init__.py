@@ -11,7 +11,7 @@ Core modules (used by every notebook):
     plotting    image grids and heat-map overlays
 
 Concept modules, one per notebook (notebooks/NN_<module>.ipynb, tests/test_<module>.py):
-    activations 01 filters, 02 neighbours, 03 embedding, 05 occlusion
+    activations 01 filters, 02 neighbours, 03 embedding, 04 patches, 05 occlusion
     gradients   06 saliency, 07 guided_backprop, 08 gradient_ascent, 09 adversarial, 10 inversion
     art         11 deepdream, 12 texture_sampling
 """
