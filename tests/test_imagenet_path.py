@@ -14,6 +14,7 @@ from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
 from vizlib.embedding import tsne
 from vizlib.filters import first_layer_activations
+from vizlib.gram_texture import synthesize_texture
 from vizlib.gradient_ascent import class_visualization, settings_for
 from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
@@ -46,6 +47,8 @@ def class_score_input_gradient(model, images):
 
 
 TECHNIQUES = {
+    "Gram texture synthesis (2 steps)": lambda model, images: synthesize_texture(
+        model, images, {"features.1": 1.0, "features.4": 1.0}, size=64, steps=2, show_progress=False).images,
     "top-5 classes": top5_classes,
     "activations of a Fire module": fire_activations,
     "input gradient of a class score": class_score_input_gradient,

@@ -108,6 +108,7 @@ class DivergenceError(FloatingPointError):
 def optimize_image(
     objective, init, *, steps, lr, optimizer="adam", parameterization="clamp", max_jitter=0,
     blur_every=0, blur_sigma=0.5, callback=None, seed=0, desc="optimising", show_progress=None,
+    line_search=False,
 ):
     """Minimise `objective(images) -> scalar` over images in [0, 1], starting from `init`.
 
@@ -118,6 +119,9 @@ def optimize_image(
     `max_jitter` pixels; every `blur_every` steps the images are blurred. `callback(step,
     images)` may edit the images in place (no gradient) for further regularisers.
     A non-finite loss stops with DivergenceError naming the step.
+    line_search=True (L-BFGS only) lets each step search along its direction for a
+    point that satisfies the strong Wolfe conditions (up to 20 evaluations), instead
+    of taking the step `lr` blindly; it assumes a deterministic objective (no jitter).
     """
     check_images(init, name="init")
     for name, value in (("steps", steps), ("lr", lr)):
@@ -140,11 +144,14 @@ def optimize_image(
     optimizers = {
         "adam": lambda: torch.optim.Adam([variable], lr=lr),
         "sgd": lambda: torch.optim.SGD([variable], lr=lr),
-        "lbfgs": lambda: torch.optim.LBFGS([variable], lr=lr, max_iter=1, history_size=20),
+        "lbfgs": lambda: torch.optim.LBFGS([variable], lr=lr, max_iter=1, history_size=20, **(
+            {"line_search_fn": "strong_wolfe", "max_eval": 20} if line_search else {})),
         "normalized": lambda: None,
     }
     if optimizer not in optimizers:
         raise ValueError(f"optimizer must be one of {', '.join(optimizers)}, got {optimizer!r}")
+    if line_search and optimizer != "lbfgs":
+        raise ValueError(f"line_search applies to optimizer='lbfgs' only, got {optimizer!r}")
     opt = optimizers[optimizer]()
     result = OptimizationResult(images=init)
     bar = progress(range(steps), desc=desc, enabled=show_progress, leave=False)

@@ -1,0 +1,311 @@
+"""Gram texture synthesis: Gram matrices and losses against formulas written here, gradients, the cut
+network, the filter bank, the measures, bad input."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model_state import assert_unchanged, fingerprint
+from vizlib.gram_texture import (
+    check_weights, default_texture_weights, gram_distance, gram_matrix, layer_features, nearest_patch_distance,
+    random_filter_bank, style_loss, synthesize_texture, texture_filter_bank, texture_noise, texture_sample,
+)
+from vizlib.models import VizModel, freeze
+from vizlib.optim import optimize_image
+
+
+def tiny_model(dtype=torch.float32):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(5, 2, 3, padding=1))
+    return freeze(VizModel(net, name="tiny", class_names=(), input_size=None, mean=(0.5,) * 3,
+                           std=(0.25,) * 3).to(dtype))
+
+
+def rand(*shape, seed=0, dtype=torch.float32):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+
+
+# ---------------------------------------------------------------------------------- Gram matrix, loss
+
+def test_gram_matrix_matches_einsum():
+    features = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    expected = torch.einsum("nchw,ndhw->ncd", features, features) / (4 * 3)
+    assert torch.allclose(gram_matrix(features), expected, rtol=1e-12, atol=1e-14)
+    one = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])             # one channel: mean of squares
+    assert gram_matrix(one).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        gram_matrix(torch.randn(5, 4, 3))
+
+
+def test_gram_matrix_forgets_where_features_are():
+    features = torch.randn(1, 6, 5, 5, dtype=torch.float64)
+    order = torch.randperm(25, generator=torch.Generator().manual_seed(1))
+    shuffled = features.flatten(2)[..., order].view(1, 6, 5, 5)
+    assert torch.allclose(gram_matrix(shuffled), gram_matrix(features), rtol=1e-12)
+
+
+def test_style_loss_matches_a_loop():
+    grams = {"a": torch.randn(2, 3, 3, dtype=torch.float64), "b": torch.randn(2, 4, 4, dtype=torch.float64)}
+    targets = {"a": torch.randn(1, 3, 3, dtype=torch.float64), "b": torch.randn(2, 4, 4, dtype=torch.float64)}
+    weights = {"a": 0.7, "b": torch.tensor([2.0, 0.5], dtype=torch.float64)}
+    expected = 0.0
+    for n in range(2):
+        for name, c in (("a", 3), ("b", 4)):
+            target = targets[name][0 if name == "a" else n]
+            w = 0.7 if name == "a" else [2.0, 0.5][n]
+            expected += w * sum((grams[name][n, i, j] - target[i, j]).item() ** 2
+                                for i in range(c) for j in range(c)) / (c * c)
+    assert style_loss(grams, targets, weights).item() == pytest.approx(expected, rel=1e-12)
+    assert style_loss(grams, grams, {"a": 1.0, "b": 1.0}).item() == 0
+
+
+def test_style_loss_gradient_passes_gradcheck():
+    features = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    deeper = torch.randn(2, 5, 2, 3, dtype=torch.float64, requires_grad=True)
+    targets = {"a": torch.randn(1, 3, 3, dtype=torch.float64), "b": torch.randn(2, 5, 5, dtype=torch.float64)}
+
+    def loss(f, g):
+        return style_loss({"a": gram_matrix(f), "b": gram_matrix(g)}, targets, {"a": 0.3, "b": 1.5})
+
+    assert torch.autograd.gradcheck(loss, (features, deeper))
+
+
+def test_style_loss_through_a_network_passes_gradcheck():
+    model = tiny_model(torch.float64)
+    targets = {name: gram_matrix(f) for name, f in layer_features(model, rand(1, 3, 6, 6, seed=1, dtype=torch.float64),
+                                                                     ["1", "3"]).items()}
+    images = (rand(1, 3, 6, 6, seed=2, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
+
+    def loss(x):
+        grams = {name: gram_matrix(f) for name, f in layer_features(model, x, ["1", "3"]).items()}
+        return style_loss(grams, targets, {"1": 1.0, "3": 0.5})
+
+    assert torch.autograd.gradcheck(loss, (images,))
+
+
+# ---------------------------------------------------------------------------------- features, cut
+
+def test_layer_features_equal_a_manual_forward_and_skip_later_layers(course):
+    images = rand(2, 3, 64, 64)
+    before = fingerprint(course)
+    calls = []
+    later = [course.layer(name).register_forward_hook(lambda *args: calls.append(1))
+             for name in ("features.conv4", "features.relu5", "classifier.fc2")]
+    try:
+        features = layer_features(course, images, ["features.relu3", "features.relu1"])
+    finally:
+        for handle in later:
+            handle.remove()
+    assert calls == [], "layers after the deepest requested one ran"
+    assert list(features) == ["features.relu3", "features.relu1"]
+    with torch.no_grad():
+        x = (images - course.mean) / course.std      # the wrapper's normalisation
+        manual = {}
+        for name, module in course.net.features.named_children():
+            x = module(x)
+            manual[f"features.{name}"] = x
+            if name == "relu3":
+                break
+    for name, value in features.items():
+        assert torch.allclose(value, manual[name], atol=1e-5)
+    assert_unchanged(course, before)
+
+
+def test_layer_features_keep_the_graph_to_the_input():
+    model = tiny_model()
+    images = rand(1, 3, 8, 8).requires_grad_(True)
+    features = layer_features(model, images, "3")
+    (grad,) = torch.autograd.grad(features["3"].sum(), images)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least one layer"):
+        layer_features(model, images, [])
+
+
+# ---------------------------------------------------------------------------------- synthesis
+
+def test_synthesis_lowers_the_loss_keeps_pixels_in_range_and_is_seeded():
+    model = tiny_model()
+    sample = texture_sample("brick", 24)
+    before = fingerprint(model)
+    first = synthesize_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
+    second = synthesize_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
+    assert torch.equal(first.images, second.images) and first.images.shape == (1, 3, 16, 16)
+    assert 0 <= first.images.min() and first.images.max() <= 1
+    assert first.losses[-1] < 0.5 * first.losses[0]
+    adam = synthesize_texture(model, sample, {"1": 1.0}, steps=5, optimizer="adam", show_progress=False)
+    assert adam.images.shape == sample.shape and adam.losses[-1] < adam.losses[0]
+    assert_unchanged(model, before)
+
+
+def test_the_reported_loss_is_the_relative_gram_error_of_the_start():
+    """Losses are sum_l mean (G_l - A_l)^2 / mean A_l^2, the first one at the starting image."""
+    model = tiny_model(torch.float64)
+    sample = rand(1, 3, 10, 10, seed=4, dtype=torch.float64)
+    start = texture_noise((1, 3, 10, 10), seed=5).double()
+    result = synthesize_texture(model, sample, {"1": 2.0, "3": 1.0}, init=start, steps=1, show_progress=False)
+    with torch.no_grad():
+        h = lambda x: (x - 0.5) / 0.25  # noqa: E731
+        feats = lambda x: {"1": torch.relu(model.net[0](h(x))),  # noqa: E731
+                           "3": torch.relu(model.net[2](torch.relu(model.net[0](h(x)))))}
+        fs, fx = feats(sample), feats(start)
+    expected = 0.0
+    for name, w in (("1", 2.0), ("3", 1.0)):
+        a = torch.einsum("nchw,ndhw->ncd", fs[name], fs[name]) / 100
+        g = torch.einsum("nchw,ndhw->ncd", fx[name], fx[name]) / 100
+        expected += w * ((g - a) ** 2).mean() / (a ** 2).mean()
+    assert result.losses[0] == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_texture_noise_is_faint_and_seeded():
+    noise = texture_noise((2, 3, 16, 16), seed=1)
+    assert torch.equal(noise, texture_noise((2, 3, 16, 16), seed=1))
+    assert 0.3 < noise.min() and noise.max() < 0.7 and abs(noise.mean().item() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("weights, error, words", [
+    ({"1": -1.0, "3": 1.0}, ValueError, "must be >= 0"),
+    ({"1": 0.0, "3": 0.0}, ValueError, "all layer weights are zero"),
+    ({}, ValueError, "empty"),
+    ({"nope": 1.0}, ValueError, "unknown layer 'nope'; valid layer names"),
+    ([("1", 1.0)], TypeError, "must be a dict"),
+])
+def test_bad_weights_are_clear_errors_and_change_nothing(weights, error, words):
+    model = tiny_model()
+    before = fingerprint(model)
+    with pytest.raises(error, match=words):
+        synthesize_texture(model, rand(1, 3, 12, 12), weights, steps=1, show_progress=False)
+    assert_unchanged(model, before)
+
+
+def test_bad_input_to_style_loss_and_synthesis():
+    grams = {"a": torch.eye(2)[None]}
+    with pytest.raises(ValueError, match="must be >= 0"):
+        style_loss(grams, grams, {"a": -0.1})
+    with pytest.raises(ValueError, match="all layer weights are zero"):
+        style_loss(grams, grams, {"a": 0})
+    with pytest.raises(ValueError, match="no Gram matrix for weighted layer"):
+        style_loss(grams, grams, {"b": 1.0})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        check_weights({"a": torch.tensor([1.0, -1.0])})
+    model = tiny_model()
+    with pytest.raises(ValueError, match="size must be"):
+        synthesize_texture(model, rand(1, 3, 12, 12), {"1": 1.0}, size=0, show_progress=False)
+    with pytest.raises(ValueError, match="values in"):
+        synthesize_texture(model, rand(1, 3, 12, 12) * 255, {"1": 1.0}, show_progress=False)
+    with pytest.raises(ValueError, match="2 samples"):
+        synthesize_texture(model, rand(2, 3, 12, 12), {"1": 1.0}, init=rand(1, 3, 12, 12), show_progress=False)
+    with pytest.raises(ValueError, match="no default texture layers"):
+        default_texture_weights(model)
+
+
+def test_line_search_option_of_optimize_image():
+    """L-BFGS with the line search finds the minimum of a quadratic in the pixels; other optimisers refuse it."""
+    target = rand(1, 3, 4, 4, seed=7) * 0.8 + 0.1
+    result = optimize_image(lambda x: ((x - target) ** 2).sum(), torch.full_like(target, 0.5), steps=15, lr=1.0,
+                            optimizer="lbfgs", parameterization="sigmoid", line_search=True, show_progress=False)
+    assert torch.allclose(result.images, target, atol=1e-3)
+    with pytest.raises(ValueError, match="line_search applies to optimizer='lbfgs' only"):
+        optimize_image(lambda x: x.sum(), target, steps=1, lr=0.1, optimizer="adam", line_search=True)
+
+
+# ---------------------------------------------------------------------------------- filter bank
+
+def test_filter_bank_layers_pyramid_and_seed():
+    state = torch.random.get_rng_state()
+    bank = random_filter_bank(kernel_sizes=(3, 5), channels=4, octaves=3, seed=2)
+    assert torch.equal(torch.random.get_rng_state(), state), "the global random state changed"
+    assert default_texture_weights(bank) == {name: 1.0 for name in (
+        "scale3.1", "scale5.1", "scale3_down2.1", "scale5_down2.1", "scale3_down4.1", "scale5_down4.1")}
+    again = random_filter_bank(kernel_sizes=(3, 5), channels=4, octaves=3, seed=2)
+    other = random_filter_bank(kernel_sizes=(3, 5), channels=4, octaves=3, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(bank.parameters(), again.parameters()))
+    assert not torch.equal(bank.net.scale3[0].weight, other.net.scale3[0].weight)
+    features = layer_features(bank, rand(1, 3, 20, 24), default_texture_weights(bank))
+    assert features["scale5.1"].shape == (1, 4, 20, 24)
+    assert features["scale3_down2.1"].shape == (1, 4, 10, 12)
+    assert features["scale5_down4.1"].shape == (1, 4, 5, 6)
+    assert all((f >= 0).all() for f in features.values())
+
+
+def test_filter_bank_octave_is_a_binomial_blur_and_subsampling():
+    bank = random_filter_bank(kernel_sizes=(3,), channels=2, octaves=2)
+    x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
+    taps = np.array([1, 4, 6, 4, 1]) / 16.0
+    padded = np.pad(x[0].numpy(), ((0, 0), (2, 2), (2, 2)), mode="reflect")
+    expected = np.zeros((3, 4, 4))
+    for c in range(3):
+        for i in range(4):
+            for j in range(4):
+                window = padded[c, 2 * i:2 * i + 5, 2 * j:2 * j + 5]
+                expected[c, i, j] = (np.outer(taps, taps) * window).sum()
+    assert np.allclose(bank.net.downsample(x)[0].numpy(), expected, atol=1e-12)
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert torch.allclose(bank.net.downsample(flat), torch.full((1, 3, 4, 4), 0.3))
+
+
+def test_filter_bank_bad_arguments_and_small_images():
+    with pytest.raises(ValueError, match="odd positive"):
+        random_filter_bank(kernel_sizes=(4,))
+    with pytest.raises(ValueError, match="at least 1"):
+        random_filter_bank(channels=0)
+    with pytest.raises(ValueError, match="at least 32 x 32"):
+        texture_filter_bank()(rand(1, 3, 16, 40))
+
+
+# ---------------------------------------------------------------------------------- measures
+
+def test_gram_distance_matches_its_formula():
+    model = tiny_model(torch.float64)
+    images, sample = rand(2, 3, 8, 8, seed=1, dtype=torch.float64), rand(1, 3, 10, 10, seed=2, dtype=torch.float64)
+    with torch.no_grad():
+        a = torch.relu(model.net[0]((sample - 0.5) / 0.25))
+        g = torch.relu(model.net[0]((images - 0.5) / 0.25))
+    a = torch.einsum("nchw,ndhw->ncd", a, a) / 100
+    g = torch.einsum("nchw,ndhw->ncd", g, g) / 64
+    expected = ((g - a) ** 2).mean(dim=(1, 2)) / (a ** 2).mean()
+    assert torch.allclose(gram_distance(model, images, sample, ["1"]), expected, rtol=1e-10)
+    assert gram_distance(model, sample, sample, ["1", "3"]).item() == 0
+
+
+def test_nearest_patch_distance_matches_a_brute_force_search():
+    images, sample = rand(2, 3, 6, 7, seed=1), rand(1, 3, 5, 6, seed=2)
+    p, stride = 3, 2
+    expected = []
+    for image in images.numpy():
+        distances = []
+        for i in range(0, 6 - p + 1, stride):
+            for j in range(0, 7 - p + 1, stride):
+                query = image[:, i:i + p, j:j + p]
+                best = min(np.sqrt(((query - sample[0, :, y:y + p, x:x + p].numpy()) ** 2).mean())
+                           for y in range(5 - p + 1) for x in range(6 - p + 1))
+                distances.append(best)
+        expected.append(np.mean(distances))
+    assert np.allclose(nearest_patch_distance(images, sample, patch=p, stride=stride).numpy(), expected, atol=1e-5)
+    assert nearest_patch_distance(sample, sample, patch=3, stride=1).item() == pytest.approx(0, abs=1e-3)
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        nearest_patch_distance(images, sample, patch=6)
+    with pytest.raises(ValueError, match="one sample or one per image"):
+        nearest_patch_distance(images, rand(3, 3, 6, 6), patch=3)
+
+
+def test_texture_samples():
+    brick = texture_sample("brick", 32)
+    assert brick.shape == (1, 3, 32, 32) and torch.equal(brick[:, 0], brick[:, 2])
+    assert not torch.equal(texture_sample("brick", 32, reference=True), brick)
+    with pytest.raises(ValueError, match="available: brick"):
+        texture_sample("marble", 32)
+    with pytest.raises(ValueError, match="with a reference crop"):
+        texture_sample("china roof", 32, reference=True)
+
+
+def test_cut_network_gradient_reaches_only_the_input(course):
+    """Synthesis on the course model: no parameter gets a gradient, and the model is unchanged."""
+    before = fingerprint(course)
+    result = synthesize_texture(course, texture_sample("gravel", 32), {"features.relu1": 1.0, "features.relu2": 1.0},
+                                steps=2, show_progress=False)
+    assert torch.isfinite(result.images).all() and F.mse_loss(result.images, result.images) == 0
+    assert all(p.grad is None for p in course.parameters())
+    assert_unchanged(course, before)
