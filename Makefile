@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup lab test course bench download course-model clean
+.PHONY: setup lab test course bench download course-model style-net clean
 
 setup: $(INSTALLED)
 
@@ -41,6 +41,10 @@ download: $(INSTALLED)
 # Retrain the course model and rewrite data/course_model.pt (about 5 minutes on 2 cores).
 course-model: $(INSTALLED)
 	$(BIN)/python -m vizlib.train_course_model
+
+# Retrain the feed-forward style network of notebook 14 (stops after 12 minutes on 2 cores).
+style-net: $(INSTALLED)
+	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
 
 clean:
 	rm -rf build

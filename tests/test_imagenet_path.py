@@ -26,6 +26,7 @@ from vizlib.neighbours import extract_features, nearest_neighbours
 from vizlib.occlusion import occlusion
 from vizlib.patches import channel_patches, receptive_field, top_activations
 from vizlib.saliency import saliency, smoothgrad
+from vizlib.style_transfer import style_transfer
 
 
 def top5_classes(model, images):
@@ -49,6 +50,9 @@ def class_score_input_gradient(model, images):
 TECHNIQUES = {
     "Gram texture synthesis (2 steps)": lambda model, images: synthesize_texture(
         model, images, {"features.1": 1.0, "features.4": 1.0}, size=64, steps=2, show_progress=False).images,
+    "style transfer (2 L-BFGS steps)": lambda model, images: style_transfer(
+        model, images, images[:1], content_layer="features.4", style_weights={"features.1": 1.0, "features.4": 1.0},
+        steps=2, show_progress=False).images,
     "top-5 classes": top5_classes,
     "activations of a Fire module": fire_activations,
     "input gradient of a class score": class_score_input_gradient,
