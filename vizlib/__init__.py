@@ -13,7 +13,7 @@ Core modules (used by every notebook):
 Concept modules, one per notebook (notebooks/NN_<module>.ipynb, tests/test_<module>.py):
     activations 01 filters, 02 neighbours, 03 embedding, 04 patches, 05 occlusion
     gradients   06 saliency, 07 guided_backprop, 08 gradient_ascent, 09 adversarial, 10 inversion
-    art         11 deepdream, 12 texture_sampling
+    art         11 deepdream, 12 texture_sampling, 13 gram_texture, 14 style_transfer
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
