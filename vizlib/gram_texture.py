@@ -197,8 +197,10 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     scale = init[0].numel() if optimizer == "lbfgs" else 1.0
 
     def objective(images):
+        # BEGIN SOLUTION
         grams = {name: gram_matrix(f) for name, f in layer_features(model, images, list(weights)).items()}
         return scale * style_loss(grams, targets, weights)
+        # END SOLUTION
 
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05)
     result = optimize_image(objective, init, steps=steps, lr=lr, optimizer=optimizer, parameterization="sigmoid",
