@@ -7,11 +7,23 @@ os.environ.setdefault("VIZLIB_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
-from vizlib.models import course_model  # noqa: E402
+from vizlib.models import VizModel, course_model, freeze  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def course():
     """The trained course model on the CPU (tests must not change it; they check)."""
     return course_model()
+
+
+@pytest.fixture
+def tiny_model():
+    """conv 3->4 (3x3, no padding) -> tanh -> pool -> linear, in float64: small enough for finite differences."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
+    model = VizModel(net.double(), name="tiny", class_names="abcde", input_size=6, mean=(0.5,) * 3, std=(0.2,) * 3)
+    model.mean, model.std = model.mean.double(), model.std.double()
+    return freeze(model)

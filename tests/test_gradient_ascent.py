@@ -16,15 +16,6 @@ from vizlib.optim import DivergenceError, gaussian_blur
 PLAIN_SGD = AscentSettings(steps=1, lr=0.01, optimizer="sgd")  # no regulariser at all
 
 
-@pytest.fixture
-def tiny_model():
-    """conv 3->4 (3x3, no padding) -> tanh -> pool -> linear: small enough for finite differences."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
-    model = VizModel(net.double(), name="tiny", class_names="abcde", input_size=6, mean=(0.5,) * 3, std=(0.2,) * 3)
-    model.mean, model.std = model.mean.double(), model.std.double()
-    return freeze(model)
-
 
 def numeric_gradient(f, x, eps=1e-6):
     """Central finite differences of a scalar function of a double tensor, element by element."""

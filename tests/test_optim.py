@@ -2,23 +2,13 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
-from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.models import VizModel, freeze
 from vizlib.optim import (
     DivergenceError, gaussian_blur, jitter, normalized_step, optimize_image, score_gradient,
     total_variation,
 )
 
-
-@pytest.fixture
-def tiny_model():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
-    model = VizModel(net.double(), name="tiny", class_names="abcde", input_size=6, mean=(0.5,) * 3, std=(0.2,) * 3)
-    model.mean, model.std = model.mean.double(), model.std.double()
-    return freeze(model)
 
 
 def test_score_gradient_matches_finite_differences(tiny_model):

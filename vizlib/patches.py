@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vizlib.config import progress
-from vizlib.hooks import _network, get_layer, temporary_hooks
+from vizlib.hooks import _network, capture_activations, forward_to, get_layer
 from vizlib.images import check_images
 
 __all__ = [
@@ -298,10 +298,6 @@ def _device(model):
     return torch.device("cpu")
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook once the chosen layer has run: the rest of the network is skipped."""
-
-
 def _check_k(k, n=None):
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
@@ -334,10 +330,10 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
     the dataset never has to be in memory at once. Each image enters a channel's list at most
     once, with the position of its maximum. Only (C, k) tensors are kept between batches.
 
-    stop_early: raise from the hook as soon as `layer` has run, skipping the rest of the network.
+    stop_early: run the network only as far as `layer` (vizlib.hooks.forward_to).
     Returns a `TopActivations`, on the CPU.
     """
-    name, module = get_layer(model, layer)
+    name, _ = get_layer(model, layer)
     _check_k(k)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -346,34 +342,26 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
         _check_k(k, n_images)
     device = _device(model)
 
-    captured = {}
-
-    def hook(module, inputs, output):
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise ValueError(f"layer {name!r} gives {shape}, not activation maps (N, C, h, w): "
-                             "choose a convolutional layer")
-        # Reduce at once: a later in-place ReLU cannot touch what we keep.
-        maxima, where = output.detach().flatten(2).max(dim=2)  # (B, C): first maximum on ties
-        captured["batch"] = maxima, where, tuple(output.shape[-2:])
-        if stop_early:
-            raise _StopForward
+    def layer_output(images):
+        if stop_early:  # the layers after `layer` never run
+            return forward_to(model, images, name)
+        with capture_activations(model, name) as activations:
+            model(images)
+        return activations[name]
 
     kept, seen, map_size = None, 0, None
-    with temporary_hooks() as handles, torch.no_grad():
-        handles.append(module.register_forward_hook(hook))
+    with torch.no_grad():
         for batch in progress(batches, desc=f"top-{k} of {name}", total=n_batches, enabled=show_progress):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             check_images(images, name="batch")
             if len(images) == 0:
                 continue
-            try:
-                model(images.to(device))
-            except _StopForward:
-                pass
-            if "batch" not in captured:
-                raise ValueError(f"layer {name!r} did not run in the forward pass")
-            maxima, where, map_size = captured.pop("batch")
+            output = layer_output(images.to(device))
+            if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                raise ValueError(f"layer {name!r} gives {getattr(output, 'shape', type(output).__name__)}, not activation maps "
+                                 "(N, C, h, w): choose a convolutional layer")
+            maxima, where = output.flatten(2).max(dim=2)  # (B, C): first maximum on ties
+            map_size = tuple(output.shape[-2:])
             count = len(images)
             index = torch.arange(seen, seen + count, device=maxima.device).expand(maxima.shape[1], -1)
             position = torch.stack([where.T // map_size[1], where.T % map_size[1]], dim=-1)
@@ -448,27 +436,16 @@ def unit_features(model, layer, images, image_index, position, *, batch_size=64)
 
     Each image needed runs once; only the requested vectors are kept.
     """
-    name, module = get_layer(model, layer)
+    name, _ = get_layer(model, layer)
     check_images(images)
     image_index = torch.as_tensor(image_index, dtype=torch.long).reshape(-1).cpu()
     position = torch.as_tensor(position, dtype=torch.long).reshape(-1, 2).cpu()
     unique, inverse = image_index.unique(return_inverse=True)
-    captured = {}
-
-    def hook(module, inputs, output):
-        captured["maps"] = output.detach().clone()
-        raise _StopForward
-
     features = None
-    with temporary_hooks() as handles, torch.no_grad():
-        handles.append(module.register_forward_hook(hook))
+    with torch.no_grad():
         for first in range(0, len(unique), batch_size):
             chosen = unique[first:first + batch_size]
-            try:
-                model(images[chosen.to(images.device)].to(_device(model)))
-            except _StopForward:
-                pass
-            maps = captured.pop("maps").cpu()
+            maps = forward_to(model, images[chosen.to(images.device)].to(_device(model)), name).cpu()
             rows = ((inverse >= first) & (inverse < first + len(chosen))).nonzero().flatten()
             if features is None:
                 features = torch.zeros(len(image_index), maps.shape[1])
