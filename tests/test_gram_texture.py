@@ -40,6 +40,19 @@ def test_gram_matrix_matches_einsum():
         gram_matrix(torch.randn(5, 4, 3))
 
 
+def test_gram_matrix_gradient_is_that_of_the_product_formula():
+    # the one-product backward against autograd through einsum, for an upstream gradient that is not
+    # symmetric (a loss reading G[0, 1] but not G[1, 0]), and its own gradient (gradgradcheck)
+    features = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 3, 3, dtype=torch.float64)
+    mine, = torch.autograd.grad((gram_matrix(features) * upstream).sum(), features)
+    expected, = torch.autograd.grad(
+        (torch.einsum("nchw,ndhw->ncd", features, features) / 20 * upstream).sum(), features)
+    assert torch.allclose(mine, expected, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(gram_matrix, (features,))
+    assert torch.autograd.gradgradcheck(gram_matrix, (features,))
+
+
 def test_gram_matrix_forgets_where_features_are():
     features = torch.randn(1, 6, 5, 5, dtype=torch.float64)
     order = torch.randperm(25, generator=torch.Generator().manual_seed(1))
