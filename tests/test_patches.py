@@ -18,6 +18,7 @@ from vizlib import patches
 from vizlib.course_data import make_shapes
 from vizlib.hooks import temporary_hooks
 from vizlib.models import random_imagenet_model
+from vizlib.plotting import figure_png
 
 # ---------------------------------------------------------------------------------------------
 # Receptive field against the gradient
@@ -409,7 +410,7 @@ def test_pictures_and_the_picker_draw_headless(course):
     def expected(layer, channel):  # the picture the picker should show, drawn directly
         top = tops[0] if layer == "features.relu2" else tops[1]
         fig = patches.show_channel(images, patches.receptive_field(course, layer), top, channel)
-        png = patches.figure_png(fig)
+        png = figure_png(fig)
         plt.close(fig)
         return png
 

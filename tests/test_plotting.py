@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vizlib.plotting import overlay, show_images, show_mask  # noqa: E402
+from vizlib.plotting import figure_png, live_figure, overlay, show_images, show_mask  # noqa: E402
 
 
 def test_grid_draws_every_image_with_its_title():
@@ -41,3 +41,43 @@ def test_mask_outline_marks_the_border_only():
     mask[1:6, 1:6] = True
     drawn = show_mask(torch.zeros(1, 3, 7, 7), mask, colour=(1, 0, 0))
     assert drawn[1, 3, 0] == 1 and drawn[3, 3, 0] == 0 and drawn[0, 0, 0] == 0
+
+
+def test_figure_png_is_the_png_that_savefig_writes(tmp_path):
+    fig = show_images(torch.rand(1, 3, 8, 8))
+    png = figure_png(fig)
+    fig.savefig(tmp_path / "same.png", format="png", bbox_inches="tight")
+    plt.close(fig)
+    assert png.startswith(b"\x89PNG") and png == (tmp_path / "same.png").read_bytes()
+
+
+def test_live_figure_redraws_on_every_change_and_leaves_no_figure_open():
+    import ipywidgets
+
+    calls = []
+
+    def draw(weight, name):
+        calls.append((weight, name))
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.set_title(f"{name} {weight}")
+        return fig
+
+    def expected(weight, name):                       # the same figure, drawn here
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.set_title(f"{name} {weight}")
+        png = figure_png(fig)
+        plt.close(fig)
+        return png
+
+    open_before = plt.get_fignums()
+    weight, name = ipywidgets.IntSlider(value=2, min=0, max=5), ipywidgets.Dropdown(options=["a", "b"], value="a")
+    panel = live_figure(draw, weight=weight, name=name)
+    assert panel.children[:2] == (weight, name) and calls == [(2, "a")]          # drawn at once
+    assert panel.children[-1].value == expected(2, "a")
+    weight.value = 4
+    name.value = "b"
+    assert calls == [(2, "a"), (4, "a"), (4, "b")]
+    assert panel.children[-1].value == expected(4, "b")
+    assert plt.get_fignums() == open_before
+    with pytest.raises(ValueError, match="at least one control"):
+        live_figure(draw)

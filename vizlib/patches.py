@@ -24,12 +24,13 @@ from torch import nn
 from vizlib.config import progress
 from vizlib.hooks import _network, capture_activations, forward_to, get_layer
 from vizlib.images import check_images
+from vizlib.plotting import figure_png
 
 __all__ = [
     "ReceptiveField", "TopActivations", "receptive_field", "merge_top_k", "top_activations",
     "crop_patches", "channel_patches", "random_units", "unit_features", "mean_pairwise_cosine",
     "feature_similarity",
-    "show_top_patches", "show_channel", "figure_png", "patch_picker",
+    "show_top_patches", "show_channel", "patch_picker",
 ]
 
 DEFAULT_FILL = 0.5  # grey: what pixels outside the image are filled with in a patch
@@ -569,15 +570,6 @@ def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=DEFAULT_
                  f"field {field.size[0]}x{field.size[1]} px", fontsize=12)
     fig.tight_layout()
     return fig
-
-
-def figure_png(fig):
-    """A matplotlib figure as PNG bytes (tight bounding box)."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def patch_picker(model, images, tops, *, k=None):

@@ -2,7 +2,10 @@
 
 Techniques return tensors; these functions only draw them. Each returns the
 matplotlib Figure, so a notebook can save it; end the cell with plt.show().
+`live_figure` redraws a figure whenever a widget moves.
 """
+
+import io
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -65,3 +68,37 @@ def show_mask(image, mask, *, colour=(1.0, 1.0, 0.0)):
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     base[mask & ~interior] = colour
     return base
+
+
+def figure_png(fig):
+    """A matplotlib figure as PNG bytes (tight bounding box)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def live_figure(draw, **controls):
+    """Widgets above a picture that `draw(**their values)` redraws whenever one of them changes.
+
+    `draw` returns a matplotlib figure; it is drawn once at once. The picture is an
+    ipywidgets.Image holding the finished PNG, rather than output captured while the
+    cell runs, which can stall headless notebook runners. Returns an ipywidgets.VBox:
+    the controls, then the picture (its last child).
+    """
+    import ipywidgets
+
+    if not controls:
+        raise ValueError("give at least one control, e.g. live_figure(draw, weight=ipywidgets.FloatSlider())")
+    picture = ipywidgets.Image(format="png")
+
+    def redraw(change=None):
+        fig = draw(**{name: control.value for name, control in controls.items()})
+        try:
+            picture.value = figure_png(fig)
+        finally:
+            plt.close(fig)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return ipywidgets.VBox([*controls.values(), picture])
