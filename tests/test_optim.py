@@ -36,6 +36,9 @@ def test_score_gradient_leaves_model_and_input_alone(tiny_model):
     assert_unchanged(tiny_model, before)
     with pytest.raises(ValueError, match="0 to 4"):
         score_gradient(tiny_model, images, 5)
+    for fractional in (2.7, [1.0], torch.tensor([3.5]), True):    # never truncated to a class silently
+        with pytest.raises(TypeError, match="class indices must be integers"):
+            score_gradient(tiny_model, images, fractional)
     assert_unchanged(tiny_model, before)
 
 

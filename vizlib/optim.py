@@ -23,7 +23,10 @@ from vizlib.images import check_images
 def check_classes(model, classes, n):
     """Class indices as a LongTensor of length n; an int is used for every image."""
     count = len(model.class_names)
-    classes = torch.as_tensor(classes, dtype=torch.long).flatten()
+    raw = torch.as_tensor(classes)
+    if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+        raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
+    classes = raw.to(torch.long).flatten()
     if classes.numel() == 1:
         classes = classes.expand(n)
     if classes.numel() != n:
