@@ -9,7 +9,7 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.gram_texture import (
-    check_weights, default_texture_weights, gram_distance, gram_matrix, layer_features, nearest_patch_distance,
+    check_weights, default_texture_weights, gram_distance, gram_matrix, layer_features,
     random_filter_bank, style_loss, synthesize_texture, texture_filter_bank, texture_noise, texture_sample,
 )
 from vizlib.models import VizModel, freeze
@@ -281,27 +281,6 @@ def test_gram_distance_matches_its_formula():
     expected = ((g - a) ** 2).mean(dim=(1, 2)) / (a ** 2).mean()
     assert torch.allclose(gram_distance(model, images, sample, ["1"]), expected, rtol=1e-10)
     assert gram_distance(model, sample, sample, ["1", "3"]).item() == 0
-
-
-def test_nearest_patch_distance_matches_a_brute_force_search():
-    images, sample = rand(2, 3, 6, 7, seed=1), rand(1, 3, 5, 6, seed=2)
-    p, stride = 3, 2
-    expected = []
-    for image in images.numpy():
-        distances = []
-        for i in range(0, 6 - p + 1, stride):
-            for j in range(0, 7 - p + 1, stride):
-                query = image[:, i:i + p, j:j + p]
-                best = min(np.sqrt(((query - sample[0, :, y:y + p, x:x + p].numpy()) ** 2).mean())
-                           for y in range(5 - p + 1) for x in range(6 - p + 1))
-                distances.append(best)
-        expected.append(np.mean(distances))
-    assert np.allclose(nearest_patch_distance(images, sample, patch=p, stride=stride).numpy(), expected, atol=1e-5)
-    assert nearest_patch_distance(sample, sample, patch=3, stride=1).item() == pytest.approx(0, abs=1e-3)
-    with pytest.raises(ValueError, match="between 1 and 5"):
-        nearest_patch_distance(images, sample, patch=6)
-    with pytest.raises(ValueError, match="one sample or one per image"):
-        nearest_patch_distance(images, rand(3, 3, 6, 6), patch=3)
 
 
 def test_texture_samples():

@@ -266,6 +266,27 @@ def test_nearest_window_distance_is_zero_on_the_sample_and_matches_brute_force()
     assert nearest_window_distance(image, sample, 3).item() == pytest.approx(expected, rel=1e-4)
 
 
+def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per_image():
+    images, samples = torch.cat([colour(6, 7, seed=1), colour(6, 7, seed=2)]), torch.cat([colour(5, 6, seed=3),
+                                                                                           colour(5, 6, seed=4)])
+    k, stride = 4, 2
+    expected = []
+    for image, sample in zip(images.double().numpy(), samples.double().numpy()):
+        nearest = [min(np.sqrt(((image[:, i:i + k, j:j + k] - sample[:, y:y + k, x:x + k]) ** 2).mean())
+                       for y in range(5 - k + 1) for x in range(6 - k + 1))
+                   for i in range(0, 6 - k + 1, stride) for j in range(0, 7 - k + 1, stride)]
+        expected.append(np.mean(nearest))
+    measured = nearest_window_distance(images, samples, k, stride=stride).numpy()
+    assert np.allclose(measured, expected, atol=1e-5)
+    one_for_all = nearest_window_distance(images, samples[:1], k, stride=stride)
+    assert one_for_all[0].item() == pytest.approx(measured[0], abs=1e-6)
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        nearest_window_distance(images, samples, 6)
+    with pytest.raises(ValueError, match="one sample or one per image"):
+        nearest_window_distance(images, torch.cat([samples, samples[:1]]), 3)
+    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+        nearest_window_distance(images, samples, 3, stride=0)
+
 def test_histogram_noise_takes_its_pixels_from_the_sample():
     sample = colour(6, 7, seed=13)
     noise = histogram_noise(sample, (9, 8), seed=1)

@@ -14,10 +14,10 @@ compares it with the course model and a random VGG-19. The style-transfer notebo
 (14) reuses `gram_matrix`, `style_loss` and `layer_features`.
 
 Measures of a result on what the loss did not optimise: `gram_distance` in a layer
-or network the loss did not use, and `nearest_patch_distance` to the sample.
+or network the loss did not use, and the nearest-window distance to the sample
+(`vizlib.texture_sampling.nearest_window_distance`, from notebook 12).
 """
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -245,31 +245,6 @@ def gram_distance(model, images, sample, layers):
         targets = {name: gram_matrix(f) for name, f in layer_features(model, sample, layers).items()}
         return sum((grams[name] - targets[name]).pow(2).mean(dim=(1, 2))
                    / targets[name].pow(2).mean(dim=(1, 2)).clamp_min(1e-12) for name in grams)
-
-
-def nearest_patch_distance(images, sample, *, patch=8, stride=2, chunk=1024):
-    """Mean over the images' patches of the RMS pixel distance to the nearest patch of the sample.
-
-    All patch x patch windows of the sample (stride 1) are candidates; the images'
-    windows are taken every `stride` pixels. sample: one for all, or one per image.
-    """
-    check_images(images)
-    check_images(sample, name="sample")
-    if len(sample) not in (1, len(images)):
-        raise ValueError(f"give one sample or one per image ({len(images)}), got {len(sample)}")
-    smallest = min(*images.shape[-2:], *sample.shape[-2:])
-    if not 1 <= patch <= smallest:
-        raise ValueError(f"patch must be between 1 and {smallest} (the smallest image side), got {patch}")
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
-    distances = []
-    with torch.no_grad():
-        for i in range(len(images)):
-            queries = F.unfold(images[i:i + 1], patch, stride=stride)[0].T        # (windows, 3 p p)
-            keys = F.unfold(sample[i if len(sample) > 1 else 0][None], patch)[0].T
-            nearest = torch.cat([torch.cdist(q, keys).min(dim=1).values for q in queries.split(chunk)])
-            distances.append(nearest.mean() / math.sqrt(queries.shape[1]))
-    return torch.stack(distances)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -479,31 +479,35 @@ def shuffle_pixels(images, seed=0):
     return flat.gather(2, order[:, None].expand(n, c, h * w)).view(n, c, h, w)
 
 
-def nearest_window_distance(images, sample, window=3, *, chunk=512):
-    """Per image, the mean over all its window x window windows of the RMS distance to the nearest sample window.
+def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
+    """Per image, the mean over its window x window windows of the RMS distance to the nearest sample window.
 
-    0 means every window of the image occurs somewhere in the sample; an image of
+    The images' windows are taken every `stride` pixels; every window of the sample
+    (stride 1) is a candidate. `sample` is one image (1, 3, h, w) for all, or one per
+    image. 0 means every window of the image occurs somewhere in the sample; an image of
     shuffled pixels is far from every window. Returns a (N,) tensor.
     """
     check_images(images)
     check_images(sample, name="sample")
-    _check_window(window)
-    for name, tensor in (("images", images), ("sample", sample)):
-        if tensor.shape[-2] < window or tensor.shape[-1] < window:
-            raise ValueError(f"{name} of size {tuple(tensor.shape[-2:])} is smaller than the {window}x{window} window")
-    if sample.shape[0] != 1:
-        raise ValueError(f"sample: expected one image (1, 3, h, w), got a batch of {sample.shape[0]}")
-    references = F.unfold(sample, window)[0]                            # (3 k k, L)
-    reference_norms = references.pow(2).sum(0)
-    dims = references.shape[0]
+    if len(sample) not in (1, len(images)):
+        raise ValueError(f"give one sample or one per image ({len(images)}), got {len(sample)}")
+    smallest = min(*images.shape[-2:], *sample.shape[-2:])
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= smallest:
+        raise ValueError(f"window must be an int between 1 and {smallest} (the smallest image side), got {window!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
     distances = []
-    for image in images:
-        queries = F.unfold(image[None], window)[0].T                    # (M, 3 k k)
-        best = torch.cat([
-            torch.addmm(reference_norms, q, references, alpha=-2).amin(dim=1) + q.pow(2).sum(1)
-            for q in queries.split(chunk)
-        ])
-        distances.append((best.clamp_min(0) / dims).sqrt().mean())
+    with torch.no_grad():
+        references = [F.unfold(one[None], window)[0] for one in sample]           # (3 k k, L) each
+        for i, image in enumerate(images):
+            keys = references[i if len(sample) > 1 else 0]
+            key_norms = keys.pow(2).sum(0)
+            queries = F.unfold(image[None], window, stride=stride)[0].T          # (M, 3 k k)
+            nearest = torch.cat([      # |q - p|^2 = |q|^2 - 2 q.p + |p|^2, smallest over the sample's p
+                torch.addmm(key_norms, q, keys, alpha=-2).amin(dim=1) + q.pow(2).sum(1)
+                for q in queries.split(chunk)
+            ])
+            distances.append((nearest.clamp_min(0) / keys.shape[0]).sqrt().mean())
     return torch.stack(distances)
 
 
