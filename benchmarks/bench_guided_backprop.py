@@ -9,10 +9,9 @@ import warnings
 import torch
 from captum.attr import GuidedBackprop
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, photographs, same_output
 from vizlib.course_data import make_shapes
 from vizlib.guided_backprop import guided_backprop
-from vizlib.images import load_sample_image
 from vizlib.models import course_model, random_imagenet_model
 
 
@@ -27,10 +26,7 @@ def _pair(model, images, classes):
     def candidate():
         return guided_backprop(model, images, classes)
 
-    difference = (reference() - candidate()).abs().max().item()
-    if difference > 1e-6:
-        raise AssertionError(f"vizlib and captum guided backprop differ by {difference:.3g}")
-    return ("captum GuidedBackprop", reference), ("vizlib.guided_backprop", candidate)
+    return same_output(("captum GuidedBackprop", reference), ("vizlib.guided_backprop", candidate))
 
 
 def comparisons():
@@ -40,8 +36,7 @@ def comparisons():
                      goal="speed-up >= 1.0")
 
     squeezenet = random_imagenet_model("squeezenet1_1", seed=0)
-    photos = torch.cat([load_sample_image(name, size=224) for name in
-                        ("astronaut", "chelsea", "coffee", "rocket", "china", "flower", "camera", "brick")])
+    photos = photographs(224)
     classes = torch.arange(8) * 100
     yield Comparison("guided backprop, random SqueezeNet, 8 images 224px", *_pair(squeezenet, photos, classes),
                      goal="speed-up >= 1.0")

@@ -8,9 +8,8 @@ and that is asserted before anything is timed.
 import torch
 from captum.attr import Saliency
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, photographs, same_output
 from vizlib.course_data import make_shapes
-from vizlib.images import load_sample_image
 from vizlib.models import course_model, random_imagenet_model
 from vizlib.saliency import saliency
 
@@ -25,10 +24,7 @@ def _pair(model, images, classes):
     def candidate():
         return saliency(model, images, classes, batch_size=len(images))
 
-    difference = (reference() - candidate()).abs().max().item()
-    if difference > 1e-6:
-        raise AssertionError(f"vizlib and captum saliency maps differ by {difference:.3g}")
-    return ("captum Saliency + max over channels", reference), ("vizlib.saliency", candidate)
+    return same_output(("captum Saliency + max over channels", reference), ("vizlib.saliency", candidate))
 
 
 def comparisons():
@@ -38,8 +34,7 @@ def comparisons():
                      goal="speed-up >= 1.0", repeats=10)
 
     squeezenet = random_imagenet_model("squeezenet1_1", seed=0)
-    photos = torch.cat([load_sample_image(name, size=224) for name in
-                        ("astronaut", "chelsea", "coffee", "rocket", "china", "flower", "camera", "brick")])
+    photos = photographs(224)
     classes = torch.arange(8) * 100
     yield Comparison("saliency, random SqueezeNet, 8 images 224px", *_pair(squeezenet, photos, classes),
                      goal="speed-up >= 1.0", repeats=10)

@@ -3,13 +3,16 @@
 Each `Comparison` times a reference and a candidate alternately (so drifts in
 machine load hit both), repeats, and reports medians and the speed-up
 reference / candidate. Ratios, not absolute times, are what carry from one
-machine to another.
+machine to another. `same_output` checks that both sides compute the same thing
+before anything is timed.
 """
 
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+import torch
 
 
 @dataclass
@@ -62,3 +65,20 @@ def format_table(results):
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def same_output(reference, candidate, *, atol=1e-6):
+    """(label, fn) pairs whose outputs agree within `atol`, else an AssertionError; returns them."""
+    (reference_label, reference_fn), (candidate_label, candidate_fn) = reference, candidate
+    difference = (reference_fn() - candidate_fn()).abs().max().item()
+    if difference > atol:
+        raise AssertionError(f"{candidate_label} and {reference_label} differ by {difference:.3g}")
+    return reference, candidate
+
+
+def photographs(size=224):
+    """Eight offline photographs, (8, 3, size, size): the ImageNet-sized inputs of the benchmarks."""
+    from vizlib.images import load_sample_image
+
+    names = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower", "camera", "brick")
+    return torch.cat([load_sample_image(name, size=size) for name in names])

@@ -2,7 +2,10 @@
 
 import itertools
 
-from benchmarks.harness import Comparison, format_table, run
+import pytest
+import torch
+
+from benchmarks.harness import Comparison, format_table, photographs, run, same_output
 
 
 def test_medians_and_speedup_from_alternating_calls():
@@ -18,3 +21,16 @@ def test_medians_and_speedup_from_alternating_calls():
     assert result.speedup == 2.5
     table = format_table([result])
     assert "2.50x" in table and "slow" in table and "fast" in table
+
+
+def test_same_output_passes_equal_sides_through_and_refuses_different_ones():
+    reference, candidate = ("ones", lambda: torch.ones(3)), ("almost ones", lambda: torch.ones(3) + 1e-8)
+    assert same_output(reference, candidate) == (reference, candidate)
+    with pytest.raises(AssertionError, match=r"off and ones differ by 0\.001"):
+        same_output(reference, ("off", lambda: torch.ones(3) + 1e-3))
+
+
+def test_photographs_are_eight_course_images():
+    photos = photographs(32)
+    assert photos.shape == (8, 3, 32, 32) and 0 <= photos.min() and photos.max() <= 1
+    assert len({tuple(photo.flatten()[:50].tolist()) for photo in photos}) == 8     # eight different pictures

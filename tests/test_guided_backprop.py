@@ -146,15 +146,21 @@ def test_shortcuts_and_plain_rule(course, shapes):
     assert_close(class_gradient(course, images, labels, rule="plain"), plain)
 
 
+def gradient_through_modified_relus(net, rule, images, classes):
+    """The class-score gradient with `modified_relus` on, and how many ReLU calls it modified."""
+    pixels = images.clone().requires_grad_(True)
+    with modified_relus(net, rule) as state:
+        scores = net(pixels).gather(1, classes[:, None]).sum()
+    (gradient,) = torch.autograd.grad(scores, pixels)
+    return gradient, state.calls
+
+
 @pytest.mark.parametrize("rule", ["guided", "deconvnet"])
 def test_in_place_relus_match_captum(rule):
     net = frozen(InPlaceNet)
     images, classes = torch.rand(3, 3, 16, 16), torch.tensor([0, 2, 4])
-    pixels = images.clone().requires_grad_(True)
-    with modified_relus(net, rule) as state:
-        scores = net(pixels).gather(1, classes[:, None]).sum()
-    assert state.calls == 3
-    (ours,) = torch.autograd.grad(scores, pixels)
+    ours, calls = gradient_through_modified_relus(net, rule, images, classes)
+    assert calls == 3
     assert_close(ours, captum(ORACLES[rule], net, images, target=classes))
     assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
 
@@ -175,11 +181,8 @@ def test_one_relu_module_used_four_times(rule, inplace):
     shared = frozen(lambda: SharedReLUNet(inplace=inplace))
     unshared = frozen(lambda: UnsharedReLUNet(shared))  # captum's answer there is what the shared net must give
     images, classes = torch.rand(3, 3, 12, 12), torch.tensor([1, 0, 4])
-    pixels = images.clone().requires_grad_(True)
-    with modified_relus(shared, rule) as state:
-        scores = shared(pixels).gather(1, classes[:, None]).sum()
-    assert state.calls == 4
-    (ours,) = torch.autograd.grad(scores, pixels)
+    ours, calls = gradient_through_modified_relus(shared, rule, images, classes)
+    assert calls == 4
     assert_close(ours, captum(ORACLES[rule], unshared, images, target=classes))
 
 
