@@ -69,6 +69,15 @@ def test_imagenet_class_names_come_with_random_models():
     assert model.input_size == 224
 
 
+def test_random_models_are_seeded_and_keep_the_global_random_state():
+    state = torch.random.get_rng_state()
+    first, again = models.random_imagenet_model("squeezenet1_1", seed=3), models.random_imagenet_model("squeezenet1_1", seed=3)
+    other = models.random_imagenet_model("squeezenet1_1", seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    weights = [next(m.parameters()) for m in (first, again, other)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
 def test_unknown_model_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="squeezenet1_1.*vgg19"):
         models.load_model("resnet9000")

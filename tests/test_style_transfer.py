@@ -152,6 +152,17 @@ def test_transform_net_uses_instance_norm_without_running_stats_and_resize_upsam
     assert out.shape == (2, 3, 30, 30) and 0 <= out.min() and out.max() <= 1
 
 
+def test_training_leaves_a_trainable_loss_network_and_the_global_random_state_alone():
+    model = tiny_model()
+    model.requires_grad_(True)                       # a loss network someone forgot to freeze
+    before, state = fingerprint(model), torch.random.get_rng_state()
+    result = train_transform_net(model, images(1, 16, 2), steps=2, batch_size=2, size=16,
+                                 style_weights={"1": 1.0}, content_layer="3", show_progress=False)
+    assert len(result.losses) == 2
+    assert_unchanged(model, before)                  # no .grad written into the loss network
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
 def test_training_runs_a_few_steps_and_weights_round_trip(course, tmp_path):
     before = fingerprint(course)
     result = train_transform_net(course, images(1, 32, 2), steps=2, batch_size=2, size=32,

@@ -176,8 +176,9 @@ def random_imagenet_model(name="squeezenet1_1", seed=0):
     Tests use it to run every technique through the ImageNet code path offline.
     """
     _check_name(name)
-    torch.manual_seed(seed)
-    net = torchvision.models.get_model(name, weights=None)
+    with torch.random.fork_rng(devices=[]):      # seeded weights; the caller's random state is kept
+        torch.manual_seed(seed)
+        net = torchvision.models.get_model(name, weights=None)
     return freeze(_wrap_imagenet(net, name, _imagenet_weights(name)))
 
 

@@ -148,8 +148,8 @@ class StyleTransferLoss:
 
 
 def style_transfer(model, content, style, *, content_layer=CONTENT_LAYER, style_weights=None,
-                   content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None, init="content", steps=100, lr=1.0, optimizer="lbfgs", seed=0,
-                   show_progress=None):
+                   content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None, init="content", steps=100,
+                   lr=1.0, optimizer="lbfgs", seed=0, show_progress=None):
     """Optimise an image with `content`'s features and `style`'s Gram matrices; an OptimizationResult.
 
     init: "content" (start from the content image), "noise" (seeded uniform noise)
@@ -304,16 +304,18 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
                         max_seconds=None, show_progress=None, **loss_options):
     """Train a TransformNet so that net(c) minimises the style-transfer loss for every content c.
 
-    The loss network (`model`, and `style_model` in loss_options) stays frozen; only
-    the transformation network learns. Returns a TrainingResult (the net in eval mode).
+    The loss network (`model`, and `style_model` in loss_options) is left as it is, even
+    when its weights require gradients: only the transformation network learns. Returns a
+    TrainingResult (the net in eval mode).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
     loss = StyleTransferLoss(model, style, **loss_options)
     generator = torch.Generator().manual_seed(seed)
     if net is None:
-        torch.manual_seed(seed)
-        net = TransformNet()
+        with torch.random.fork_rng(devices=[]):      # seeded weights; the caller's random state is kept
+            torch.manual_seed(seed)
+            net = TransformNet()
     net.train()
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     pool = training_crops(max(64, batch_size), size, generator=generator)
@@ -325,7 +327,7 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
         with torch.enable_grad():
             value = loss(net(batch), loss.content_targets(batch)) / batch_size
             optimiser.zero_grad()
-            value.backward()
+            value.backward(inputs=list(net.parameters()))   # never into the loss network's weights
             optimiser.step()
         losses.append(value.item())
         if max_seconds and time.perf_counter() - start > max_seconds:
@@ -374,7 +376,8 @@ def main(argv=None):
     config.seed_everything(0)
     result = train_transform_net(course_model(), style_image(args.style), style_model=default_style_model(),
                                  steps=args.steps, batch_size=args.batch_size, size=args.size,
-                                 content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, max_seconds=args.minutes * 60, show_progress=False)
+                                 content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, max_seconds=args.minutes * 60,
+                                 show_progress=False)
     path = args.output or weights_path(args.style)
     torch.save(result.net.state_dict(), path)
     print(f"trained {len(result.losses)} steps in {result.seconds / 60:.1f} min; loss "
