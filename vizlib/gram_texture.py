@@ -18,7 +18,6 @@ or network the loss did not use, and the nearest-window distance to the sample
 (`vizlib.texture_sampling.nearest_window_distance`, from notebook 12).
 """
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
