@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup lab test course bench download course-model style-net clean
+.PHONY: setup lab test course bench download course-model style-net student-release clean
 
 setup: $(INSTALLED)
 
@@ -45,6 +45,10 @@ course-model: $(INSTALLED)
 # Retrain the feed-forward style network of notebook 14 (stops after 12 minutes on 2 cores).
 style-net: $(INSTALLED)
 	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
+
+# For a course giving homework: a copy with every homework region emptied, in build/student-release/.
+student-release: $(INSTALLED)
+	$(BIN)/python -m vizlib.student_release build/student-release
 
 clean:
 	rm -rf build

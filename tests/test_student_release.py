@@ -1,0 +1,105 @@
+"""The student release: homework regions emptied, everything else kept, and the tests grade the work."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from vizlib.config import REPO_ROOT
+from vizlib.student_release import BEGIN, END, RELEASE_MARK, build, stub_solutions
+
+MODULE = f"""import math
+
+
+def area(radius):
+    \"\"\"Area of a disc.\"\"\"
+    if radius < 0:
+        raise ValueError("negative radius")
+    {BEGIN}
+    squared = radius ** 2
+    return math.pi * squared
+    {END}
+
+
+def circumference(radius):
+    return 2 * math.pi * radius
+"""
+
+
+def test_a_region_becomes_a_stub_naming_its_function_and_the_rest_is_kept():
+    stubbed = stub_solutions(MODULE, "demo.py")
+    assert stubbed.splitlines() == MODULE.splitlines()[:7] + [
+        f"    {BEGIN}",
+        '    raise NotImplementedError("homework: write the marked lines of area() in demo.py")',
+        f"    {END}",
+    ] + MODULE.splitlines()[11:]
+    namespace = {}
+    exec(compile(stubbed, "demo.py", "exec"), namespace)
+    with pytest.raises(ValueError, match="negative"):              # the lines before the region still run
+        namespace["area"](-1)
+    with pytest.raises(NotImplementedError, match=r"area\(\) in demo.py"):
+        namespace["area"](2)
+    assert namespace["circumference"](1) == pytest.approx(6.283185307)
+    assert stub_solutions("x = 1\n", "plain.py") == "x = 1\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"{BEGIN}\n{BEGIN}\n{END}\n", "opens inside another"),
+    (f"{END}\n", "closes without opening"),
+    (f"{BEGIN}\nx = 1\n", "never closed"),
+])
+def test_broken_markers_are_a_clear_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        stub_solutions(text, "broken.py")
+
+
+def test_the_release_empties_every_region_and_keeps_everything_else(tmp_path):
+    out = tmp_path / "release"
+    regions = build(out)
+    sources = sorted((REPO_ROOT / "vizlib").glob("*.py"))
+    assert regions == sum(path.read_text().count(BEGIN) for path in sources) > 0
+    for path in sources:
+        original, released = path.read_text(), (out / "vizlib" / path.name).read_text()
+        compile(released, path.name, "exec")
+        assert released.count(BEGIN) == original.count(BEGIN) and released.count(END) == original.count(END)
+        if BEGIN not in original:
+            assert released == original
+    for name in ("tests/test_saliency.py", "data/course_model.pt", "Makefile", "pyproject.toml"):
+        assert (out / name).read_bytes() == (REPO_ROOT / name).read_bytes()
+    notebook = nbformat.read(out / "notebooks" / "06_saliency.ipynb", as_version=4)
+    original = nbformat.read(REPO_ROOT / "notebooks" / "06_saliency.ipynb", as_version=4)
+    assert [cell.source for cell in notebook.cells] == [cell.source for cell in original.cells]
+    assert build(out) == regions                                     # an earlier release is replaced
+
+
+def test_the_release_refuses_to_overwrite_the_course_or_a_foreign_folder(tmp_path):
+    for target in (REPO_ROOT, REPO_ROOT / "vizlib", REPO_ROOT / "notebooks" / "x", REPO_ROOT.parent):
+        with pytest.raises(ValueError, match="overwrite the course"):
+            build(target)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not an earlier student release"):
+        build(foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me" and not (foreign / RELEASE_MARK).exists()
+
+
+def _pytest_in(folder, *args):
+    env = {**os.environ, "VIZLIB_FAST": "1", "VIZLIB_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_tests_grade_a_students_work(tmp_path):
+    out = tmp_path / "release"
+    build(out)
+    tests = ["tests/test_texture_sampling.py", "-k", "windowed_ssd_equals or strict_mode_without_randomness"]
+    before = _pytest_in(out, *tests)
+    assert before.returncode != 0 and "NotImplementedError: homework" in before.stdout
+    # the student writes the marked lines (here: the course's own answer) and the same tests pass
+    shutil.copy(REPO_ROOT / "vizlib" / "texture_sampling.py", out / "vizlib" / "texture_sampling.py")
+    after = _pytest_in(out, *tests)
+    assert after.returncode == 0, after.stdout[-2000:]
