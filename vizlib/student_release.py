@@ -2,7 +2,7 @@
 
     python -m vizlib.student_release build/student-release
 
-Copies the course (vizlib, tests, notebooks, data and the files that set it up) and
+Copies the course (vizlib, tests, benchmarks, notebooks, data and the set-up files) and
 empties every homework region: the lines between a BEGIN SOLUTION and an END SOLUTION
 marker comment, in vizlib and in notebook code cells, become one line that raises
 NotImplementedError and names the function to complete. The markers stay, so a
