@@ -17,16 +17,16 @@ import torch
 
 from benchmarks.harness import Comparison
 from vizlib.gram_texture import layer_features
+from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
 from vizlib.models import course_model, random_imagenet_model
 from vizlib.style_transfer import (
-    CONTENT_LAYER, CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT, StyleTransferLoss, default_style_model,
+    CONTENT_LAYER, CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT, VGG19_CONTENT_LAYER, VGG19_STYLE_WEIGHTS,
+    StyleTransferLoss, default_style_model,
     load_transform_net, style_image, style_transfer, stylize, weights_path,
 )
 
 SIZE = 128
-VGG_CONTENT = "features.22"   # relu4_2
-VGG_STYLE = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
 STYLE = "hubble_deep_field"
 
 
@@ -51,9 +51,10 @@ def comparisons():
 
     # the same on Gatys' network (VGG-19 architecture, random weights: the cost does not depend on them)
     vgg = random_imagenet_model("vgg19", seed=0)
-    vgg_loss = StyleTransferLoss(vgg, style, content_layer=VGG_CONTENT, style_weights=VGG_STYLE)
+    vgg_loss = StyleTransferLoss(vgg, style, content_layer=VGG19_CONTENT_LAYER,
+                                 style_weights=VGG19_STYLE_WEIGHTS)
     vgg_targets = vgg_loss.content_targets(content)
-    layers = list(VGG_STYLE) + [VGG_CONTENT]
+    layers = list(VGG19_STYLE_WEIGHTS) + [VGG19_CONTENT_LAYER]
 
     def vgg_bare():
         x = content.clone().requires_grad_(True)
@@ -72,20 +73,13 @@ def comparisons():
 
     def uncut():
         # the naive recipe: whole networks run to the end, trainable weights, gradients into every parameter
-        from vizlib.hooks import capture_activations
-
         x = content.clone().requires_grad_(True)
         with capture_activations(whole_model, [CONTENT_LAYER], detach=False) as content_features:
             whole_model(x)
         with capture_activations(whole_bank, list(STYLE_WEIGHTS), detach=False) as style_features:
             whole_bank(x)
-        total = whole_loss.content_weight * ((content_features[CONTENT_LAYER] - targets).pow(2).sum()
-                                             / targets.pow(2).sum())
-        from vizlib.gram_texture import gram_matrix
-        for name, w in STYLE_WEIGHTS.items():
-            g = gram_matrix(style_features[name])
-            total = total + w * (g - whole_loss.target_grams[name]).pow(2).mean() / whole_loss.gram_norms[name]
-        total.backward(inputs=[x] + list(whole_model.parameters()) + list(whole_bank.parameters()))
+        terms = whole_loss.terms_of_features(x, content_features[CONTENT_LAYER], style_features, targets)
+        sum(terms.values()).backward(inputs=[x] + list(whole_model.parameters()) + list(whole_bank.parameters()))
         whole_model.zero_grad(set_to_none=True)
         whole_bank.zero_grad(set_to_none=True)
 

@@ -49,6 +49,9 @@ from vizlib.optim import optimize_image, total_variation
 CONTENT_LAYER = "features.relu2"
 STYLE_WEIGHTS = {"scale3.1": 1.0, "scale5.1": 1.0, "scale9.1": 1.0}
 CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
+# Gatys et al. (2016) on VGG-19: content at relu4_2, style at relu1_1 ... relu5_1.
+VGG19_CONTENT_LAYER = "features.22"
+VGG19_STYLE_WEIGHTS = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
 # Photographs the feed-forward network trains on; astronaut and chelsea are kept unseen.
 TRAINING_PHOTOGRAPHS = ("coffee", "rocket", "china", "flower", "camera", "coins", "moon", "clock")
 
@@ -84,8 +87,9 @@ class StyleTransferLoss:
 
     `terms(images, content_targets)` returns the three weighted terms; calling the
     object returns their sum. `content_targets(content)` computes the targets once.
-    Style Gram matrices are normalised by mean G(s)^2 per layer, so style weights
-    near 1 and a content weight of a few units balance.
+    `terms_of_features` does the same from feature maps computed elsewhere. Each
+    style weight is divided by mean G(s)^2 of its layer, so style weights near 1 and
+    a content weight of a few units balance.
     """
 
     def __init__(self, model, style, *, content_layer=CONTENT_LAYER, style_weights=None,
@@ -100,11 +104,10 @@ class StyleTransferLoss:
         self.content_layer = get_layer(model, content_layer)[0]
         self.style_weights = {get_layer(style_model, name)[0]: w for name, w in style_weights.items() if w > 0}
         self.content_weight, self.tv_weight = content_weight, tv_weight
-        self.style_size = tuple(style.shape[-2:])
         with torch.no_grad():
-            grams = {name: gram_matrix(f) for name, f in self._style_features(style).items()}
-        self.target_grams = grams
-        self.gram_norms = {name: g.pow(2).mean().clamp_min(1e-12) for name, g in grams.items()}
+            self.target_grams = {name: gram_matrix(f) for name, f in self._style_features(style).items()}
+        self.relative_style_weights = {name: w / self.target_grams[name].pow(2).mean().clamp_min(1e-12)
+                                       for name, w in self.style_weights.items()}
 
     def _style_features(self, images):
         return layer_features(self.style_model, images, list(self.style_weights)) if self.style_weights else {}
@@ -128,7 +131,10 @@ class StyleTransferLoss:
             return layer_features(self.model, content, [self.content_layer])[self.content_layer]
 
     def terms(self, images, content_targets):
-        content_features, style_features = self._features(images)
+        return self.terms_of_features(images, *self._features(images), content_targets)
+
+    def terms_of_features(self, images, content_features, style_features, content_targets):
+        """The three weighted terms, given the content layer's features (or None) and {style layer: features}."""
         zero = images.new_zeros(())
         terms = {"content": zero, "style": zero, "tv": zero}
         # BEGIN SOLUTION
@@ -136,8 +142,7 @@ class StyleTransferLoss:
             terms["content"] = self.content_weight * content_loss(content_features, content_targets)
         if style_features:
             grams = {name: gram_matrix(f) for name, f in style_features.items()}
-            weights = {name: w / self.gram_norms[name] for name, w in self.style_weights.items()}
-            terms["style"] = style_loss(grams, self.target_grams, weights)
+            terms["style"] = style_loss(grams, self.target_grams, self.relative_style_weights)
         if self.tv_weight:
             terms["tv"] = self.tv_weight * total_variation(images) / images[0].numel()
         # END SOLUTION
