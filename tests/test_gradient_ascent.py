@@ -186,6 +186,11 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, call, mes
     assert_unchanged(course, before)
 
 
+def test_a_fractional_class_is_refused_not_truncated(course):
+    with pytest.raises(TypeError, match="class indices must be integers"):
+        class_visualization(course, [2.7], show_progress=False)
+
+
 def test_settings_are_scaled_to_the_input_size():
     small, large = settings_for(SimpleNamespace(input_size=64)), settings_for(SimpleNamespace(input_size=224))
     assert (small.max_jitter, large.max_jitter) == (5, 16)

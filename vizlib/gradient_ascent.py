@@ -279,10 +279,7 @@ def class_visualization(model, classes, settings=None, *, init=None, seed=0, sho
     `losses` per step. The same seed gives the same images.
     """
     settings = settings_for(model) if settings is None else settings
-    classes = torch.as_tensor(classes, dtype=torch.long).flatten()
-    if classes.numel() == 0:
-        raise ValueError("no classes given")
-    classes = check_classes(model, classes, len(classes)).to(model.device)
+    classes = check_classes(model, classes).to(model.device)
     objective = class_objective(model, classes, l2=settings.l2)
     return _ascend(model, objective, len(classes), settings, init, seed, "class visualisation", show_progress)
 

@@ -40,7 +40,6 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +190,7 @@ def class_gradient(model, images, classes, *, rule="guided"):
         with modified_relus(model, rule):
             scores = model(pixels)
         if not hasattr(model, "class_names"):
-            classes = check_classes(SimpleNamespace(class_names=range(scores.shape[1])), classes, len(images))
+            classes = check_classes(scores.shape[1], classes, len(images))
         selected = scores.gather(1, classes.to(scores.device)[:, None])
         (grad,) = torch.autograd.grad(selected.sum(), pixels)
     return grad

@@ -20,13 +20,21 @@ from vizlib.config import progress
 from vizlib.images import check_images
 
 
-def check_classes(model, classes, n):
-    """Class indices as a LongTensor of length n; an int is used for every image."""
-    count = len(model.class_names)
+def check_classes(model, classes, n=None):
+    """Class indices as a LongTensor of length n; an int is used for every image.
+
+    `model` is a model with `class_names`, or the number of classes itself. With n=None
+    the indices are taken as given (one or more).
+    """
+    count = model if isinstance(model, int) else len(model.class_names)
     raw = torch.as_tensor(classes)
-    if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+    if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
         raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
     classes = raw.to(torch.long).flatten()
+    if n is None:
+        if classes.numel() == 0:
+            raise ValueError("no classes given")
+        n = classes.numel()
     if classes.numel() == 1:
         classes = classes.expand(n)
     if classes.numel() != n:
