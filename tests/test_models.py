@@ -100,6 +100,23 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(course, bad, error):
     assert_unchanged(course, before)
 
 
+def test_an_image_size_the_network_cannot_take_is_named_for_every_technique(course):
+    from vizlib.adversarial import fgsm
+    from vizlib.guided_backprop import guided_backprop
+
+    small = torch.rand(2, 3, 8, 8)
+    before = fingerprint(course)
+    for call in (lambda: course(small), lambda: guided_backprop(course, small, [0, 1]),
+                 lambda: fgsm(course, small, [0, 1], epsilon=0.01)):
+        with pytest.raises(ValueError, match=r"size 8x8 \(its input size is 64x64; resize with vizlib.images.resize\)"):
+            call()
+    assert_unchanged(course, before)
+    sizeless = models.VizModel(torch.nn.Conv2d(3, 2, 5), name="sizeless", class_names=(), input_size=None,
+                               mean=(0.5,) * 3, std=(0.25,) * 3)
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater"):      # no input size: the error as it was
+        sizeless(torch.rand(1, 3, 3, 3))
+
+
 def test_cached_weights_load_through_torchvision_without_network(torch_cache, no_network):
     state = fill_cache_with_random_squeezenet()
     model = models.imagenet_model("squeezenet1_1")

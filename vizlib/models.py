@@ -44,7 +44,16 @@ class VizModel(nn.Module):
 
     def forward(self, images):
         check_images(images)
-        return self.net((images - self.mean) / self.std)
+        try:
+            return self.net((images - self.mean) / self.std)
+        except RuntimeError as error:  # most often a network that cannot take this size: say so
+            height, width = images.shape[-2:]
+            if self.input_size is None or (height, width) == (self.input_size, self.input_size):
+                raise
+            raise ValueError(
+                f"the model cannot run on images of size {height}x{width} (its input size is "
+                f"{self.input_size}x{self.input_size}; resize with vizlib.images.resize): {error}"
+            ) from error
 
     @property
     def device(self):

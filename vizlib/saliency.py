@@ -39,34 +39,12 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
-def _size_error(model, images, error):
-    """For a network that fails on images of another size than its own: an error that says so (else None)."""
-    height, width = images.shape[-2:]
-    expected = getattr(model, "input_size", None)
-    if expected is None or (height, width) == (expected, expected):
-        return None
-    return ValueError(
-        f"the model cannot run on images of size {height}x{width} (its input size is "
-        f"{expected}x{expected}; resize with vizlib.images.resize): {error}"
-    )
-
-
-def _run_forward(model, images):
-    try:
-        return model(images)
-    except RuntimeError as error:
-        clearer = _size_error(model, images, error)
-        if clearer is None:
-            raise
-        raise clearer from error
-
-
 def predicted_classes(model, images, *, batch_size=DEFAULT_BATCH_SIZE):
     """The model's top class for each image, (N,) on the images' device."""
     check_images(images)
     _check_batch_size(batch_size)
     with torch.no_grad():
-        chunks = [_run_forward(model, chunk).argmax(1) for chunk in images.split(batch_size)]
+        chunks = [model(chunk).argmax(1) for chunk in images.split(batch_size)]
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=images.device)
 
 
@@ -90,13 +68,7 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     classes = resolve_classes(model, images, classes, batch_size=batch_size)
     maps = []
     for chunk, chunk_classes in zip(images.split(batch_size), classes.split(batch_size)):
-        try:
-            _, grad = score_gradient(model, chunk, chunk_classes)
-        except RuntimeError as error:
-            clearer = _size_error(model, chunk, error)
-            if clearer is None:
-                raise
-            raise clearer from error
+        _, grad = score_gradient(model, chunk, chunk_classes)
         # BEGIN SOLUTION
         maps.append(grad.abs().amax(dim=1))
         # END SOLUTION
