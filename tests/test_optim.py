@@ -135,3 +135,13 @@ def test_optimize_image_regularisers_and_bad_arguments():
         optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=0, lr=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4) * 9, steps=1, lr=1)
+
+
+def test_line_search_option_of_optimize_image():
+    """L-BFGS with the line search finds the minimum of a quadratic in the pixels; other optimisers refuse it."""
+    target = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(7)) * 0.8 + 0.1
+    result = optimize_image(lambda x: ((x - target) ** 2).sum(), torch.full_like(target, 0.5), steps=15, lr=1.0,
+                            optimizer="lbfgs", parameterization="sigmoid", line_search=True, show_progress=False)
+    assert torch.allclose(result.images, target, atol=1e-3)
+    with pytest.raises(ValueError, match="line_search applies to optimizer='lbfgs' only"):
+        optimize_image(lambda x: x.sum(), target, steps=1, lr=0.1, optimizer="adam", line_search=True)

@@ -17,7 +17,7 @@ from vizlib.saliency import (
 
 
 @pytest.fixture
-def tiny_model():
+def small_classifier():
     """A small hand-built network: conv, ReLU, max-pool, linear; 5 classes, any image size >= 4."""
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -59,12 +59,12 @@ def test_saliency_defaults_to_the_predicted_class(course, shapes):
     assert (saliency(course, images, 4) - captum_saliency(course, images, torch.full((10,), 4))).abs().max() <= 1e-6
 
 
-def test_saliency_equals_captum_on_a_hand_built_model_for_any_batch_size(tiny_model):
+def test_saliency_equals_captum_on_a_hand_built_model_for_any_batch_size(small_classifier):
     images = torch.rand(7, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     classes = torch.tensor([0, 1, 2, 3, 4, 0, 2])
-    expected = captum_saliency(tiny_model, images, classes)
+    expected = captum_saliency(small_classifier, images, classes)
     for batch_size in (1, 3, 64):
-        ours = saliency(tiny_model, images, classes, batch_size=batch_size)
+        ours = saliency(small_classifier, images, classes, batch_size=batch_size)
         assert (ours - expected).abs().max() <= 1e-6, f"batch_size={batch_size}"
 
 
@@ -105,19 +105,19 @@ def test_smoothgrad_equals_a_brute_force_loop_with_the_same_noise(course, shapes
     assert_unchanged(course, before)
 
 
-def test_smoothgrad_without_noise_is_saliency_and_is_reproducible(tiny_model):
+def test_smoothgrad_without_noise_is_saliency_and_is_reproducible(small_classifier):
     images = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(2))
     classes = torch.tensor([1, 3, 0])
-    plain = captum_saliency(tiny_model, images, classes)
-    assert (smoothgrad(tiny_model, images, classes, n_samples=3, noise_level=0.0) - plain).abs().max() <= 1e-6
-    first = smoothgrad(tiny_model, images, classes, n_samples=4, seed=5, show_progress=False)
-    assert torch.equal(first, smoothgrad(tiny_model, images, classes, n_samples=4, seed=5, show_progress=False))
-    assert not torch.equal(first, smoothgrad(tiny_model, images, classes, n_samples=4, seed=6, show_progress=False))
+    plain = captum_saliency(small_classifier, images, classes)
+    assert (smoothgrad(small_classifier, images, classes, n_samples=3, noise_level=0.0) - plain).abs().max() <= 1e-6
+    first = smoothgrad(small_classifier, images, classes, n_samples=4, seed=5, show_progress=False)
+    assert torch.equal(first, smoothgrad(small_classifier, images, classes, n_samples=4, seed=5, show_progress=False))
+    assert not torch.equal(first, smoothgrad(small_classifier, images, classes, n_samples=4, seed=6, show_progress=False))
     # the default class is the prediction on the clean image, not on the noisy copies
     with torch.no_grad():
-        predicted = tiny_model(images).argmax(1)
+        predicted = small_classifier(images).argmax(1)
     assert torch.equal(
-        smoothgrad(tiny_model, images, n_samples=2, seed=1), smoothgrad(tiny_model, images, predicted, n_samples=2, seed=1)
+        smoothgrad(small_classifier, images, n_samples=2, seed=1), smoothgrad(small_classifier, images, predicted, n_samples=2, seed=1)
     )
 
 

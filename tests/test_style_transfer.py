@@ -6,19 +6,11 @@ import torch
 from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.models import VizModel, freeze
+from tiny_networks import feature_network
 from vizlib.style_transfer import (
     StyleTransferLoss, TransformNet, colour_histogram_intersection, content_loss, edge_correlation,
     load_transform_net, stylize, style_transfer, train_transform_net,
 )
-
-
-def tiny_model(dtype=torch.float32, seed=0):
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(),
-                        nn.Conv2d(5, 2, 3, padding=1))
-    model = VizModel(net, name="tiny", class_names=(), input_size=None, mean=(0.5,) * 3, std=(0.25,) * 3)
-    return freeze(model.to(dtype))
 
 
 def images(n=1, size=8, seed=0, dtype=torch.float32):
@@ -33,7 +25,7 @@ def test_content_loss_closed_form():
 
 
 def test_terms_match_an_independent_computation():
-    model = tiny_model(torch.float64)
+    model = feature_network(torch.float64)
     content, style, x = images(2, 8, 1, torch.float64), images(1, 10, 2, torch.float64), images(2, 8, 3, torch.float64)
     loss = StyleTransferLoss(model, style, content_layer="3", style_weights={"1": 0.7, "3": 0.2},
                              content_weight=1.5, tv_weight=0.3)
@@ -65,7 +57,7 @@ def test_terms_match_an_independent_computation():
 
 
 def test_combined_loss_gradcheck():
-    model = tiny_model(torch.float64)
+    model = feature_network(torch.float64)
     content, style = images(1, 6, 1, torch.float64), images(1, 6, 2, torch.float64)
     loss = StyleTransferLoss(model, style, content_layer="3", style_weights={"1": 1.0, "3": 0.5},
                              content_weight=1.0, tv_weight=0.5)
@@ -75,7 +67,7 @@ def test_combined_loss_gradcheck():
 
 
 def test_zero_style_weight_is_feature_inversion():
-    model = tiny_model()
+    model = feature_network()
     content, style, x = images(1, 8, 1), images(1, 8, 2), images(1, 8, 3)
     loss = StyleTransferLoss(model, style, content_layer="3", style_weights={"1": 0.0}, content_weight=1.0,
                              tv_weight=0.0)
@@ -153,7 +145,7 @@ def test_transform_net_uses_instance_norm_without_running_stats_and_resize_upsam
 
 
 def test_training_leaves_a_trainable_loss_network_and_the_global_random_state_alone():
-    model = tiny_model()
+    model = feature_network()
     model.requires_grad_(True)                       # a loss network someone forgot to freeze
     before, state = fingerprint(model), torch.random.get_rng_state()
     result = train_transform_net(model, images(1, 16, 2), steps=2, batch_size=2, size=16,

@@ -1,0 +1,18 @@
+"""A small feature network shared by the texture and style tests (the classifier for finite differences
+is the `tiny_model` fixture in conftest.py)."""
+
+import torch
+from torch import nn
+
+from vizlib.models import VizModel, freeze
+
+
+def feature_network(dtype=torch.float32):
+    """conv 3->4 -> ReLU -> conv 4->5 -> ReLU -> conv 5->2, all 3x3 with padding: layers "1" and "3" are
+    ReLU outputs at the input's size. Seeded weights; the global random state is left alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(),
+                            nn.Conv2d(5, 2, 3, padding=1))
+    model = VizModel(net, name="tiny", class_names=(), input_size=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+    return freeze(model.to(dtype))
