@@ -35,11 +35,16 @@ def default_layers(model, count=4):
     return [relus[round(i * step)] for i in range(count)]
 
 
+def start_noise(images, seed=0):
+    """Where `invert` starts by default: seeded uniform noise of the images' shape, on their device."""
+    return torch.rand(images.shape, generator=torch.Generator().manual_seed(seed)).to(images.device)
+
+
 def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitter=0, seed=0, init=None,
            show_progress=None):
     """Reconstruct `images` from their features at `layer`; returns an OptimizationResult.
 
-    Starts from seeded uniform noise (or `init`). `tv_weight` scales the total
+    Starts from `start_noise(images, seed)` (or `init`). `tv_weight` scales the total
     variation per pixel against the relative feature error; 0 turns the prior off.
     """
     check_images(images)
@@ -51,8 +56,7 @@ def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitte
     target_norm = target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
     pixels = images[0].numel()
     if init is None:
-        generator = torch.Generator().manual_seed(seed)
-        init = torch.rand(images.shape, generator=generator).to(images.device)
+        init = start_noise(images, seed)
 
     def objective(candidate):
         # BEGIN SOLUTION
