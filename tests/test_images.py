@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from vizlib.images import (
-    SAMPLE_IMAGES, center_crop_resize, check_images, load_sample_image, resize, to_image_tensor,
+    SAMPLE_IMAGES, center_crop_resize, check_images, load_sample_image, resize, sample_crop, to_image_tensor,
     to_numpy_image,
 )
 
@@ -83,3 +84,14 @@ def test_to_numpy_image_is_hwc_and_refuses_batches():
     assert to_numpy_image(image).shape == (4, 6, 3)
     with pytest.raises(ValueError, match="one image"):
         to_numpy_image(torch.rand(2, 3, 4, 6))
+
+
+def test_sample_crop_is_the_square_piece_resized():
+    coffee = load_sample_image("coffee")                                   # 400 x 600
+    assert torch.equal(sample_crop("coffee", (10, 20, 32), 32), coffee[..., 10:42, 20:52])
+    half = sample_crop("coffee", (10, 20, 32), 16)
+    assert half.shape == (1, 3, 16, 16)
+    assert torch.allclose(half, F.avg_pool2d(coffee[..., 10:42, 20:52], 2), atol=0.05)
+    assert torch.equal(sample_crop("coffee", None, 400), coffee[..., :400, :400])   # the top-left square
+    with pytest.raises(ValueError, match=r"crop \(390, 0, 32\) does not fit in coffee \(400x600\)"):
+        sample_crop("coffee", (390, 0, 32), 16)

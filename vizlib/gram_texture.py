@@ -23,28 +23,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib.hooks import capture_activations, forward_to, get_layer
-from vizlib.images import check_images, load_sample_image, resize
+from vizlib.images import check_images, sample_crop
 from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
 
-# Texture samples cut from the offline images: name -> (image, (top, left, height, width)).
+# Texture samples cut from the offline images: name -> (image, (top, left, side)).
 TEXTURES = {
-    "brick": ("brick", (0, 0, 256, 256)),
-    "gravel": ("gravel", (0, 0, 128, 128)),
-    "immunohistochemistry": ("immunohistochemistry", (0, 0, 128, 128)),
-    "china roof": ("china", (330, 220, 80, 80)),
-    "grass": ("grass", (0, 0, 128, 128)),
-    "foliage": ("china", (340, 20, 80, 80)),
-    "wood": ("coffee", (20, 20, 120, 120)),
-    "hubble": ("hubble_deep_field", (0, 0, 300, 300)),
+    "brick": ("brick", (0, 0, 256)),
+    "gravel": ("gravel", (0, 0, 128)),
+    "immunohistochemistry": ("immunohistochemistry", (0, 0, 128)),
+    "china roof": ("china", (330, 220, 80)),
+    "grass": ("grass", (0, 0, 128)),
+    "foliage": ("china", (340, 20, 80)),
+    "wood": ("coffee", (20, 20, 120)),
+    "hubble": ("hubble_deep_field", (0, 0, 300)),
 }
 # A second, non-overlapping crop of the same texture, where the image has one: what a real
 # piece of the texture scores on the measures below.
 REFERENCE_CROPS = {
-    "brick": ("brick", (256, 256, 256, 256)),
-    "gravel": ("gravel", (300, 300, 128, 128)),
-    "immunohistochemistry": ("immunohistochemistry", (128, 128, 128, 128)),
-    "grass": ("grass", (300, 300, 128, 128)),
+    "brick": ("brick", (256, 256, 256)),
+    "gravel": ("gravel", (300, 300, 128)),
+    "immunohistochemistry": ("immunohistochemistry", (128, 128, 128)),
+    "grass": ("grass", (300, 300, 128)),
 }
 
 # Gatys et al. (2015) match VGG-19 at conv1_1 and pool1-pool4 (ReLU after conv1_1 here).
@@ -61,8 +61,8 @@ def texture_sample(name, size, *, reference=False):
     if name not in crops:
         which = "with a reference crop" if reference else "available"
         raise ValueError(f"unknown texture {name!r}; {which}: {', '.join(crops)}")
-    image, (top, left, height, width) = crops[name]
-    return resize(load_sample_image(image)[..., top:top + height, left:left + width], size)
+    image, box = crops[name]
+    return sample_crop(image, box, size)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -138,6 +138,20 @@ def load_sample_image(name, size=None):
     return resize(image, size)
 
 
+def sample_crop(name, box, size):
+    """A square piece box = (top, left, side) of an offline image, resized to (1, 3, size, size).
+
+    box=None takes the largest square at the top left. The texture and style samples of
+    notebooks 12 to 14 are cut this way.
+    """
+    image = load_sample_image(name)
+    height, width = image.shape[-2:]
+    top, left, side = (0, 0, min(height, width)) if box is None else box
+    if not (0 <= top and 0 <= left and side > 0 and top + side <= height and left + side <= width):
+        raise ValueError(f"crop {box} does not fit in {name} ({height}x{width})")
+    return resize(image[..., top:top + side, left:left + side], size)
+
+
 def to_numpy_image(image):
     """A single course image (3, H, W) or (1, 3, H, W) as an (H, W, 3) numpy array for plotting."""
     if image.dim() == 4:

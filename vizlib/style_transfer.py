@@ -42,7 +42,7 @@ from torch import nn
 from vizlib import config
 from vizlib.gram_texture import gram_matrix, layer_features, random_filter_bank, style_loss
 from vizlib.hooks import get_layer
-from vizlib.images import check_images, load_sample_image, resize
+from vizlib.images import check_images, load_sample_image, resize, sample_crop
 from vizlib.optim import optimize_image, total_variation
 
 # The offline recipe: course-model content layer, random filter bank style layers.
@@ -52,6 +52,8 @@ CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
 # Gatys et al. (2016) on VGG-19: content at relu4_2, style at relu1_1 ... relu5_1.
 VGG19_CONTENT_LAYER = "features.22"
 VGG19_STYLE_WEIGHTS = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
+# Square crops (top, left, side) of the photographs used as styles.
+STYLE_CROPS = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
 # Photographs the feed-forward network trains on; astronaut and chelsea are kept unseen.
 TRAINING_PHOTOGRAPHS = ("coffee", "rocket", "china", "flower", "camera", "coins", "moon", "clock")
 
@@ -284,9 +286,9 @@ def stylize(net, images):
 
 def training_crops(n, size, *, photographs=TRAINING_PHOTOGRAPHS, generator=None):
     """n random size x size crops (random scale, random flip) of the offline photographs."""
-    crops = []
+    crops, images = [], [load_sample_image(name) for name in photographs]    # decoded once, cropped n times
     for index in torch.randint(len(photographs), (n,), generator=generator).tolist():
-        image = load_sample_image(photographs[index])
+        image = images[index]
         short = min(image.shape[-2:])
         side = int(torch.randint(size, max(size + 1, short // 2), (1,), generator=generator))
         top = int(torch.randint(image.shape[-2] - side + 1, (1,), generator=generator))
@@ -346,11 +348,8 @@ def weights_path(style):
 
 
 def style_image(style, size=96):
-    """The course's style images: a crop of a named offline photograph."""
-    crops = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
-    image = load_sample_image(style)
-    top, left, side = crops.get(style, (0, 0, min(image.shape[-2:])))
-    return resize(image[..., top:top + side, left:left + side], size)
+    """The course's style images: a square crop (STYLE_CROPS, else the top-left square) of an offline photograph."""
+    return sample_crop(style, STYLE_CROPS.get(style), size)
 
 
 def load_transform_net(style, path=None):

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from vizlib.config import progress
-from vizlib.images import check_images, load_sample_image, resize
+from vizlib.images import check_images, sample_crop
 
 SIGMA_DIVISOR = 6.4          # Gaussian sigma = window / 6.4 (Efros & Leung 1999)
 TOLERANCE = 0.1              # candidates: SSD <= best * (1 + TOLERANCE)
@@ -85,12 +85,7 @@ def load_texture(name, size=64, box=None):
             raise ValueError(f"no default crop for {name!r}; pass box=(top, left, side) or use one of "
                              f"{', '.join(TEXTURE_CROPS)}")
         box = TEXTURE_CROPS[name]
-    image = load_sample_image(name)
-    top, left, side = box
-    height, width = image.shape[-2:]
-    if not (0 <= top and 0 <= left and side > 0 and top + side <= height and left + side <= width):
-        raise ValueError(f"crop {box} does not fit in {name} ({height}x{width})")
-    return resize(image[..., top:top + side, left:left + side], size)
+    return sample_crop(name, box, size)
 
 
 # ----------------------------------------------------------------------------- checks
