@@ -25,13 +25,13 @@ image's spectral power lies at high spatial frequencies).
 """
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizlib.hooks import capture_activations, get_layer
+from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.optim import check_classes, optimize_image
 
@@ -62,9 +62,6 @@ class AscentSettings:
 
     def replace(self, **changes):
         return replace(self, **changes)
-
-    def as_dict(self):
-        return asdict(self)
 
 
 def settings_for(model, *, objective="class", regularized=True, **changes):
@@ -186,9 +183,8 @@ def class_objective(model, classes, *, l2=0.0):
 
 def _probe_shape(model, layer, image_size):
     probe = torch.full((1, 3, image_size, image_size), GREY, device=model.device)
-    with capture_activations(model, layer) as acts, torch.no_grad():
-        model(probe)
-    return tuple(acts[layer].shape)
+    with torch.no_grad():
+        return tuple(forward_to(model, probe, layer).shape)
 
 
 def check_unit(model, layer, channels, position=None, *, image_size=None):
@@ -229,9 +225,7 @@ def unit_objective(model, layer, channels, *, position=None, l2=0.0):
     Image i drives channel `channels[i]` of `layer`. `layer` must be a valid name (see check_unit).
     """
     def objective(images):
-        with capture_activations(model, layer, detach=False) as acts:
-            model(images)
-        output = acts[layer]
+        output = forward_to(model, images, layer)         # the layers after it never run
         maps = output[torch.arange(len(images)), channels.to(images.device)]  # (N, h, w) or (N,)
         # BEGIN SOLUTION
         if maps.dim() == 1:

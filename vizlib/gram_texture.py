@@ -254,20 +254,20 @@ class _FilterBank(nn.Module):
 
     def __init__(self, kernel_sizes, channels, octaves):
         super().__init__()
-        self.kernel_sizes, self.octaves = tuple(kernel_sizes), octaves
-        self.branch_names = []
+        self.octaves = octaves
+        self.branches = []                  # per octave, the names of its branches (one per kernel size)
         for octave in range(octaves):
-            for k in self.kernel_sizes:
-                name = f"scale{k}" if octave == 0 else f"scale{k}_down{2 ** octave}"
+            names = [f"scale{k}" if octave == 0 else f"scale{k}_down{2 ** octave}" for k in kernel_sizes]
+            for name, k in zip(names, kernel_sizes):
                 self.add_module(name, nn.Sequential(nn.Conv2d(3, channels, k, padding=k // 2), nn.ReLU()))
-                self.branch_names.append(name)
+            self.branches.append(names)
         binomial = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
         kernel = torch.outer(binomial, binomial) / binomial.sum() ** 2
         self.register_buffer("blur", kernel.expand(3, 1, 5, 5).clone(), persistent=False)
 
     @property
     def relu_names(self):
-        return [f"{name}.1" for name in self.branch_names]
+        return [f"{name}.1" for names in self.branches for name in names]
 
     def downsample(self, x):
         """Blur with a 5-tap binomial filter and keep every second pixel (one octave down)."""
@@ -279,12 +279,10 @@ class _FilterBank(nn.Module):
             raise ValueError(f"a filter bank with {self.octaves} octaves needs images of at least "
                              f"{smallest} x {smallest} pixels, got {tuple(x.shape[-2:])}")
         pooled = []
-        for octave in range(self.octaves):
+        for octave, names in enumerate(self.branches):
             if octave:
                 x = self.downsample(x)
-            for k in self.kernel_sizes:
-                name = f"scale{k}" if octave == 0 else f"scale{k}_down{2 ** octave}"
-                pooled.append(getattr(self, name)(x).mean(dim=(2, 3)))
+            pooled += [getattr(self, name)(x).mean(dim=(2, 3)) for name in names]
         return torch.cat(pooled, dim=1)
 
 

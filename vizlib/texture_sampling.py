@@ -115,7 +115,7 @@ def _check_size(size, sample_shape):
 
 
 def _prepare(sample, window, name="sample"):
-    """A course image (1, 3, h, w) -> (C, h, w) with C = 1 for a grey sample, and whether it is grey."""
+    """A course image (1, 3, h, w) -> (C, h, w), with C = 1 for a grey sample (three equal channels)."""
     check_images(sample, name=name)
     if sample.shape[0] != 1:
         raise ValueError(f"{name}: expected one image (1, 3, h, w), got a batch of {sample.shape[0]}")
@@ -128,7 +128,7 @@ def _prepare(sample, window, name="sample"):
             " or a larger sample)"
         )
     grey = bool(torch.equal(sample[0, 0], sample[0, 1]) and torch.equal(sample[0, 0], sample[0, 2]))
-    return (sample[0, :1] if grey else sample[0]).contiguous(), grey
+    return (sample[0, :1] if grey else sample[0]).contiguous()
 
 
 def _as_course_image(channels):
@@ -309,7 +309,7 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     if not tolerance >= 0 or not max_error > 0:
         raise ValueError(f"tolerance must be >= 0 and max_error > 0, got {tolerance} and {max_error}")
-    texture, _ = _prepare(sample, window)
+    texture = _prepare(sample, window)
     height, width = _check_size(size, texture.shape[-2:])
     if mode == "strict":
         batch_size, spacing = 1, 1
@@ -418,7 +418,7 @@ def scanline_synthesis(sample, size, window=11, *, seed=0, init=None, show_progr
     through the wrap-around, which is why they look worse.
     Returns a SynthesisResult (image (1, 3, H, W), source (H, W, 2)).
     """
-    texture, _ = _prepare(sample, window)
+    texture = _prepare(sample, window)
     height, width = _check_size(size, texture.shape[-2:])
     device = texture.device
     channels, (h, w), r = texture.shape[0], texture.shape[-2:], window // 2
