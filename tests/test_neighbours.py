@@ -148,6 +148,8 @@ def test_bad_input_to_the_search_is_a_clear_error():
         nearest_neighbours(features, 2, queries=[6])
     with pytest.raises(ValueError, match="matrix"):
         nearest_neighbours(features[0], 1)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        nearest_neighbours(torch.cat([features, torch.full((1, 3), float("nan"))]), 2)
     with pytest.raises(ValueError, match="empty dataset"):
         chance_precision(torch.tensor([1]))
 

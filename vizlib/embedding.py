@@ -17,27 +17,14 @@ Results are numpy arrays: points (N, 2) in the embedding's own units.
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from openTSNE import TSNE
 from sklearn.decomposition import PCA
 
-from vizlib.images import check_images
+from vizlib.images import check_images, resize
+from vizlib.neighbours import as_feature_matrix
 from vizlib.plotting import FONT_SIZE
 
 PCA_LIMIT = 50  # t-SNE's usual first step: PCA to at most this many dimensions
-
-
-def _as_matrix(features, name="features", *, min_rows=1):
-    if isinstance(features, torch.Tensor):
-        features = features.detach().cpu().float().numpy()
-    features = np.asarray(features, dtype=np.float32) if not isinstance(features, np.ndarray) else features
-    if features.ndim != 2:
-        raise ValueError(f"{name}: expected a matrix (N, D), one row per image, got shape {features.shape}")
-    if len(features) < min_rows:
-        raise ValueError(f"empty dataset: {name} needs at least {min_rows} rows, got {len(features)}")
-    if not np.isfinite(features).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    return features
 
 
 def pca_dims(n_points, n_features, limit=PCA_LIMIT):
@@ -47,7 +34,7 @@ def pca_dims(n_points, n_features, limit=PCA_LIMIT):
 
 def pca(features, n_components=2, *, seed=0):
     """Project features (N, D) on their first `n_components` principal components: (N, n_components)."""
-    matrix = _as_matrix(features, min_rows=2)
+    matrix = as_feature_matrix(features, min_rows=2)
     n, d = matrix.shape
     if not isinstance(n_components, (int, np.integer)) or not 1 <= n_components <= min(n, d):
         raise ValueError(f"n_components must be between 1 and min(N, D) = {min(n, d)}, got {n_components!r}")
@@ -81,7 +68,7 @@ def tsne(features, *, perplexity=30.0, seed=0, init="pca", pca_limit=PCA_LIMIT, 
     400 to 2000 points on 2 cores, it was 1.6x faster than scikit-learn's t-SNE at
     equal quality; `make bench` repeats the measurement.)
     """
-    matrix = _as_matrix(features, min_rows=2)
+    matrix = as_feature_matrix(features, min_rows=2)
     n, d = matrix.shape
     check_perplexity(perplexity, n)
     if init not in ("pca", "random"):
@@ -109,7 +96,7 @@ def snap_to_grid(points, cells):
     top (largest y), the cells' centres in the points' units (M, 2), and the grid's
     (rows, columns). Every kept point lies within half a cell of its centre in x and y.
     """
-    points = _as_matrix(points, "points")
+    points = as_feature_matrix(points, "points", min_rows=1)
     if points.shape[1] != 2:
         raise ValueError(f"points: expected 2-D positions (N, 2), got shape {points.shape}")
     if isinstance(cells, bool) or not isinstance(cells, (int, np.integer)) or cells < 1:
@@ -142,8 +129,7 @@ def thumbnail_canvas(images, kept, rows_cols, shape, *, size=32, background=1.0)
     canvas = torch.full((3, rows * size, columns * size), float(background))
     if len(kept) == 0:
         return canvas
-    thumbs = F.interpolate(images[kept].detach().cpu().float(), size=(size, size), mode="bilinear",
-                           antialias=True, align_corners=False).clamp(0, 1)
+    thumbs = resize(images[kept].detach().cpu().float(), size)
     for thumb, (row, column) in zip(thumbs, np.asarray(rows_cols)):
         canvas[:, row * size:(row + 1) * size, column * size:(column + 1) * size] = thumb
     return canvas
@@ -161,7 +147,7 @@ def show_embeddings(embeddings, labels, class_names=None, *, size=5.0, point_siz
     colours = dict(zip(present, _colours(len(present))))
     fig, axes = plt.subplots(1, len(embeddings), figsize=(size * len(embeddings) + 1.8, size), squeeze=False)
     for ax, (title, points) in zip(axes[0], embeddings.items()):
-        points = _as_matrix(points, title)
+        points = as_feature_matrix(points, title, min_rows=1)
         for label in present:
             chosen = labels == label
             name = class_names[int(label)] if class_names is not None else str(label)

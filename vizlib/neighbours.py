@@ -97,7 +97,8 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     return torch.cat(features).to(images.device)
 
 
-def _as_matrix(features, name="features"):
+def as_feature_matrix(features, name="features", *, min_rows=0):
+    """Features (N, D), a tensor or array-like, as a numpy matrix of finite numbers with >= min_rows rows."""
     if isinstance(features, torch.Tensor):
         features = features.detach().cpu().float().numpy()
     features = np.asarray(features)
@@ -105,6 +106,10 @@ def _as_matrix(features, name="features"):
         raise ValueError(f"{name}: expected a matrix (N, D), one row per image, got shape {features.shape}")
     if not np.issubdtype(features.dtype, np.number):
         raise TypeError(f"{name}: expected numbers, got dtype {features.dtype}")
+    if len(features) < min_rows:
+        raise ValueError(f"empty dataset: {name} needs at least {min_rows} rows, got {len(features)}")
+    if not np.isfinite(features).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
     return features
 
 
@@ -132,7 +137,7 @@ def nearest_neighbours(features, k, *, queries=None):
     device of `features` when it is a tensor, else on the CPU.
     """
     device = features.device if isinstance(features, torch.Tensor) else torch.device("cpu")
-    matrix = _as_matrix(features)
+    matrix = as_feature_matrix(features)
     n = len(matrix)
     if n < 2:
         raise ValueError(f"empty dataset: nearest neighbours need at least 2 images, got {n}")
