@@ -77,8 +77,9 @@ def same_output(reference, candidate, *, atol=1e-6):
 
 
 def photographs(size=224):
-    """Eight offline photographs, (8, 3, size, size): the ImageNet-sized inputs of the benchmarks."""
+    """The eight offline photographs (vizlib.datasets.PHOTOGRAPHS), (8, 3, size, size): the ImageNet-sized
+    inputs of the benchmarks."""
+    from vizlib.datasets import PHOTOGRAPHS
     from vizlib.images import load_sample_image
 
-    names = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower", "camera", "brick")
-    return torch.cat([load_sample_image(name, size=size) for name in names])
+    return torch.cat([load_sample_image(name, size=size) for name in PHOTOGRAPHS])

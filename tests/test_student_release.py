@@ -30,7 +30,8 @@ def circumference(radius):
 
 
 def test_a_region_becomes_a_stub_naming_its_function_and_the_rest_is_kept():
-    stubbed = stub_solutions(MODULE, "demo.py")
+    stubbed, regions = stub_solutions(MODULE, "demo.py")
+    assert regions == 1
     assert stubbed.splitlines() == MODULE.splitlines()[:7] + [
         f"    {BEGIN}",
         '    raise NotImplementedError("homework: write the marked lines of area() in demo.py")',
@@ -43,7 +44,7 @@ def test_a_region_becomes_a_stub_naming_its_function_and_the_rest_is_kept():
     with pytest.raises(NotImplementedError, match=r"area\(\) in demo.py"):
         namespace["area"](2)
     assert namespace["circumference"](1) == pytest.approx(6.283185307)
-    assert stub_solutions("x = 1\n", "plain.py") == "x = 1\n"
+    assert stub_solutions("x = 1\n", "plain.py") == ("x = 1\n", 0)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -73,6 +74,26 @@ def test_the_release_empties_every_region_and_keeps_everything_else(tmp_path):
     original = nbformat.read(REPO_ROOT / "notebooks" / "06_saliency.ipynb", as_version=4)
     assert [cell.source for cell in notebook.cells] == [cell.source for cell in original.cells]
     assert build(out) == regions                                     # an earlier release is replaced
+
+
+def test_regions_in_notebook_cells_are_emptied_too(tmp_path):
+    source = tmp_path / "course"
+    (source / "vizlib").mkdir(parents=True)
+    (source / "vizlib" / "demo.py").write_text(MODULE)
+    (source / "notebooks").mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"Write the lines between the markers:\n{BEGIN}\nx = 1\n{END}"),
+        nbformat.v4.new_code_cell(f"def double(x):\n    {BEGIN}\n    return 2 * x\n    {END}"),
+    ])
+    nbformat.write(notebook, source / "notebooks" / "01_demo.ipynb")
+    assert build(tmp_path / "release", source=source) == 2
+    cells = nbformat.read(tmp_path / "release" / "notebooks" / "01_demo.ipynb", as_version=4).cells
+    assert cells[0].source == notebook.cells[0].source                    # markdown is left alone
+    assert cells[1].source.splitlines() == [
+        "def double(x):", f"    {BEGIN}",
+        '    raise NotImplementedError("homework: write the marked lines of double() in 01_demo.ipynb, cell 1")',
+        f"    {END}",
+    ]
 
 
 def test_the_release_refuses_to_overwrite_the_course_or_a_foreign_folder(tmp_path):

@@ -54,9 +54,9 @@ def _photograph_crops(n, size, seed):
     """The offline photographs centre-cropped; past the first eight, seeded random crops of them."""
     images = [load_sample_image(name, size=size) for name in PHOTOGRAPHS[:n]]
     generator = torch.Generator().manual_seed(seed)
+    larger = [load_sample_image(name, size=2 * size) for name in PHOTOGRAPHS] if n > len(images) else []
     while len(images) < n:
-        name = PHOTOGRAPHS[int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))]
-        photo = load_sample_image(name, size=2 * size)
+        photo = larger[int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))]
         top, left = torch.randint(size + 1, (2,), generator=generator).tolist()
         images.append(photo[..., top:top + size, left:left + size])
     return torch.cat(images) if images else torch.zeros(0, 3, size, size)

@@ -40,19 +40,19 @@ def _enclosing_function(lines, index, indent):
 
 
 def stub_solutions(text, where):
-    """`text` with the body of every homework region replaced by a NotImplementedError stub.
+    """(`text` with the body of every homework region replaced by a NotImplementedError stub, regions).
 
     `where` (e.g. "vizlib/saliency.py") goes into the message. Lines outside the regions,
     and the marker lines themselves, are kept as they are.
     """
     lines = text.splitlines(keepends=True)
-    out, inside = [], False
+    out, inside, regions = [], False, 0
     for index, line in enumerate(lines):
         stripped = line.strip()
         if stripped == BEGIN:
             if inside:
                 raise ValueError(f"{where}: a homework region opens inside another (line {index + 1})")
-            inside = True
+            inside, regions = True, regions + 1
             indent = len(line) - len(line.lstrip())
             function = _enclosing_function(lines, index, indent)
             part = f"{function}() in {where}" if function else where
@@ -67,7 +67,7 @@ def stub_solutions(text, where):
             out.append(line)
     if inside:
         raise ValueError(f"{where}: a homework region is never closed")
-    return "".join(out)
+    return "".join(out), regions
 
 
 def _check_target(out_dir, source):
@@ -99,15 +99,15 @@ def build(out_dir, *, source=REPO_ROOT):
             shutil.copy2(path, out_dir / name)
     regions = 0
     for module in sorted((out_dir / "vizlib").glob("*.py")):
-        text = module.read_text()
-        regions += text.count(BEGIN)
-        module.write_text(stub_solutions(text, f"vizlib/{module.name}"))
+        text, count = stub_solutions(module.read_text(), f"vizlib/{module.name}")
+        module.write_text(text)
+        regions += count
     for path in sorted((out_dir / "notebooks").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         for number, cell in enumerate(notebook.cells):
-            if cell.cell_type == "code" and BEGIN in cell.source:
-                regions += sum(line.strip() == BEGIN for line in cell.source.splitlines())
-                cell.source = stub_solutions(cell.source, f"{path.name}, cell {number}")
+            if cell.cell_type == "code":
+                cell.source, count = stub_solutions(cell.source, f"{path.name}, cell {number}")
+                regions += count
         nbformat.write(notebook, path)
     return regions
 
