@@ -78,6 +78,15 @@ def test_random_models_are_seeded_and_keep_the_global_random_state():
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
+def test_an_untrained_course_model_can_be_seeded_without_touching_the_global_state():
+    state = torch.random.get_rng_state()
+    first, again = models.course_model(trained=False, seed=5), models.course_model(trained=False, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
+    other = models.course_model(trained=False, seed=6)
+    assert not torch.equal(first.layer("features.conv1").weight, other.layer("features.conv1").weight)
+
+
 def test_unknown_model_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="squeezenet1_1.*vgg19"):
         models.load_model("resnet9000")

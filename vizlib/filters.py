@@ -268,9 +268,7 @@ def untrained_like(model, seed=0):
     name = getattr(model, "name", None)
     if name not in ("course",) + IMAGENET_MODELS:
         raise ValueError(f"no untrained counterpart for model {name!r}; known: course, {', '.join(IMAGENET_MODELS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = course_model(trained=False) if name == "course" else random_imagenet_model(name, seed=seed)
+    fresh = course_model(trained=False, seed=seed) if name == "course" else random_imagenet_model(name, seed=seed)
     return fresh.to(model.device)
 
 

@@ -116,12 +116,15 @@ def course_net(num_classes=len(CLASSES)):
     )
 
 
-def course_model(weights=COURSE_WEIGHTS, *, trained=True):
-    """The course model wrapped; `trained=False` gives its random initialisation."""
-    model = VizModel(
-        course_net(), name="course", class_names=CLASSES, input_size=IMAGE_SIZE,
-        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-    )
+def course_model(weights=COURSE_WEIGHTS, *, trained=True, seed=None):
+    """The course model wrapped; `trained=False` gives its random initialisation, drawn from the
+    global generator, or under `seed` without touching it."""
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        net = course_net()
+    model = VizModel(net, name="course", class_names=CLASSES, input_size=IMAGE_SIZE,
+                     mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     if trained:
         weights = Path(weights)
         if not weights.exists():
