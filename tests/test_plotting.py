@@ -81,3 +81,21 @@ def test_live_figure_redraws_on_every_change_and_leaves_no_figure_open():
     assert plt.get_fignums() == open_before
     with pytest.raises(ValueError, match="at least one control"):
         live_figure(draw)
+
+
+def test_live_figure_settles_when_draw_changes_a_control():
+    import ipywidgets
+
+    length_box, index_slider = ipywidgets.Dropdown(options=[10, 3], value=10), ipywidgets.IntSlider(8, 0, 9)
+    drawn = []
+
+    def draw(length, index):              # like the patch picker: the length sets the slider's range
+        index_slider.max = length - 1     # clamps the slider's value when the list shrinks
+        drawn.append((length, index))
+        return plt.figure(figsize=(1, 1))
+
+    open_before = plt.get_fignums()
+    live_figure(draw, length=length_box, index=index_slider)
+    length_box.value = 3
+    assert index_slider.value == 2 and drawn[-1] == (3, 2)   # the last picture shows the clamped value
+    assert len(drawn) <= 3 and plt.get_fignums() == open_before

@@ -24,7 +24,7 @@ from torch import nn
 from vizlib.config import progress
 from vizlib.hooks import _network, capture_activations, forward_to, get_layer
 from vizlib.images import check_images
-from vizlib.plotting import figure_png
+from vizlib.plotting import live_figure
 
 __all__ = [
     "ReceptiveField", "TopActivations", "receptive_field", "merge_top_k", "top_activations",
@@ -576,12 +576,10 @@ def patch_picker(model, images, tops, *, k=None):
     """An ipywidgets picker of layer and channel, with the `show_channel` picture below it.
 
     tops: TopActivations computed on `images` for each layer offered. The picture for the
-    first layer's channel 0 is drawn at once, and again on every change of the controls. It is
-    shown as an image widget holding the finished PNG, rather than by capturing output while
-    the cell runs (captured output can stall headless notebook runners).
+    first layer's channel 0 is drawn at once, and again on every change of the controls
+    (`vizlib.plotting.live_figure`); choosing a layer sets the channel slider's range.
     """
     import ipywidgets
-    import matplotlib.pyplot as plt
 
     by_layer = {top.layer: top for top in tops}
     if not by_layer:
@@ -591,23 +589,11 @@ def patch_picker(model, images, tops, *, k=None):
     layer_box = ipywidgets.Dropdown(options=list(by_layer), value=first.layer, description="layer")
     channel_box = ipywidgets.IntSlider(value=0, min=0, max=first.channels - 1, description="channel",
                                        continuous_update=False)
-    picture = ipywidgets.Image(format="png")
-    drawing = []
 
-    def redraw(change=None):
-        if drawing:  # the slider clamped its value while we set its range: we draw below anyway
-            return
-        drawing.append(True)
-        try:
-            layer, top = layer_box.value, by_layer[layer_box.value]
-            channel_box.max = top.channels - 1
-            fig = show_channel(images, fields[layer], top, channel_box.value, k=k)
-            picture.value = figure_png(fig)
-            plt.close(fig)
-        finally:
-            drawing.clear()
+    def draw(layer, channel):
+        top = by_layer[layer]
+        channel_box.max = top.channels - 1          # may clamp the channel; live_figure then draws again
+        return show_channel(images, fields[layer], top, min(channel, top.channels - 1), k=k)
 
-    layer_box.observe(redraw, names="value")
-    channel_box.observe(redraw, names="value")
-    redraw()
-    return ipywidgets.VBox([ipywidgets.HBox([layer_box, channel_box]), picture])
+    panel = live_figure(draw, layer=layer_box, channel=channel_box)
+    return ipywidgets.VBox([ipywidgets.HBox([layer_box, channel_box]), panel.children[-1]])

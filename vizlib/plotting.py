@@ -80,7 +80,9 @@ def figure_png(fig):
 def live_figure(draw, **controls):
     """Widgets above a picture that `draw(**their values)` redraws whenever one of them changes.
 
-    `draw` returns a matplotlib figure; it is drawn once at once. The picture is an
+    `draw` returns a matplotlib figure; it is drawn once at once. `draw` may itself
+    change a control (say, the range of one slider when another control moves): the
+    picture is then drawn again, once, with the values it settled on. The picture is an
     ipywidgets.Image holding the finished PNG, rather than output captured while the
     cell runs, which can stall headless notebook runners. Returns an ipywidgets.VBox:
     the controls, then the picture (its last child).
@@ -90,13 +92,26 @@ def live_figure(draw, **controls):
     if not controls:
         raise ValueError("give at least one control, e.g. live_figure(draw, weight=ipywidgets.FloatSlider())")
     picture = ipywidgets.Image(format="png")
+    drawing = []
+
+    def values():
+        return {name: control.value for name, control in controls.items()}
 
     def redraw(change=None):
-        fig = draw(**{name: control.value for name, control in controls.items()})
+        if drawing:                     # a change made by draw itself: the loop below sees it
+            return
+        drawing.append(True)
         try:
-            picture.value = figure_png(fig)
+            drawn = None
+            while drawn != values():
+                drawn = values()
+                fig = draw(**drawn)
+                try:
+                    picture.value = figure_png(fig)
+                finally:
+                    plt.close(fig)
         finally:
-            plt.close(fig)
+            drawing.clear()
 
     for control in controls.values():
         control.observe(redraw, names="value")
