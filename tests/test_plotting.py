@@ -92,10 +92,18 @@ def test_live_figure_settles_when_draw_changes_a_control():
     def draw(length, index):              # like the patch picker: the length sets the slider's range
         index_slider.max = length - 1     # clamps the slider's value when the list shrinks
         drawn.append((length, index))
-        return plt.figure(figsize=(1, 1))
+        return titled(f"{length} {index}")
+
+    def titled(title):
+        fig = plt.figure(figsize=(1, 1))
+        fig.suptitle(title)
+        return fig
 
     open_before = plt.get_fignums()
-    live_figure(draw, length=length_box, index=index_slider)
+    panel = live_figure(draw, length=length_box, index=index_slider)
     length_box.value = 3
-    assert index_slider.value == 2 and drawn[-1] == (3, 2)   # the last picture shows the clamped value
-    assert len(drawn) <= 3 and plt.get_fignums() == open_before
+    assert index_slider.value == 2 and drawn[-1] == (3, 2) and len(drawn) <= 3
+    expected = titled("3 2")
+    assert panel.children[-1].value == figure_png(expected)     # the picture shows the clamped value
+    plt.close(expected)
+    assert plt.get_fignums() == open_before
