@@ -16,8 +16,7 @@ import copy
 import torch
 
 from benchmarks.harness import Comparison
-from vizlib.gram_texture import layer_features
-from vizlib.hooks import capture_activations
+from vizlib.hooks import capture_activations, layer_features
 from vizlib.images import load_sample_image
 from vizlib.models import course_model, random_imagenet_model
 from vizlib.style_transfer import (

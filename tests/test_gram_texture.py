@@ -8,9 +8,10 @@ import torch
 from model_state import assert_unchanged, fingerprint
 from tiny_networks import feature_network
 from vizlib.gram_texture import (
-    check_weights, default_texture_weights, gram_distance, gram_matrix, layer_features,
+    check_weights, default_texture_weights, gram_distance, gram_matrix,
     random_filter_bank, style_loss, synthesize_texture, texture_filter_bank, texture_noise, texture_sample,
 )
+from vizlib.hooks import layer_features
 
 
 def rand(*shape, seed=0, dtype=torch.float32):

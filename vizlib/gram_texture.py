@@ -11,7 +11,7 @@ ImageNet weights are cached; offline, random filters applied on every level of a
 image pyramid (`texture_filter_bank`, built by `random_filter_bank`; random
 multi-scale filters describe textures well: Ustyuzhaninov et al. 2017). Notebook 13
 compares it with the course model and a random VGG-19. The style-transfer notebook
-(14) reuses `gram_matrix`, `style_loss` and `layer_features`.
+(14) reuses `gram_matrix` and `style_loss`; both read features with `vizlib.hooks.layer_features`.
 
 Measures of a result on what the loss did not optimise: `gram_distance` in a layer
 or network the loss did not use, and the nearest-window distance to the sample
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizlib.hooks import capture_activations, forward_to, get_layer
+from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
 from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
@@ -99,24 +99,6 @@ class ChannelProducts(torch.autograd.Function):
     def backward(ctx, grad):
         (flat,) = ctx.saved_tensors
         return ((grad + grad.transpose(1, 2)) / flat.shape[-1]) @ flat     # scale the small C x C factor first
-
-
-def layer_features(model, images, layers):
-    """{layer name: feature maps} for `layers`, running the network only as far as the deepest one.
-
-    Layers after the deepest requested one never run (a hook ends the forward
-    pass), and the features stay in the autograd graph.
-    """
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
-    names = [get_layer(model, layer)[0] for layer in layers]
-    if not names:
-        raise ValueError("give at least one layer")
-    order = {name: i for i, name in enumerate(model.layer_names)}
-    deepest = max(names, key=order.__getitem__)
-    with capture_activations(model, names, detach=False) as features:
-        forward_to(model, images, deepest)
-    return {name: features[name] for name in names}
 
 
 def check_weights(weights):

@@ -3,6 +3,7 @@
 Layer names are the dotted names of the network's `named_modules()`, such as
 "features.conv3" on the course model or "features.12" on SqueezeNet. For a
 `VizModel` they are relative to the wrapped network, without a "net." prefix.
+`forward_to` and `layer_features` run a network only as far as the layers asked for.
 """
 
 from contextlib import contextmanager
@@ -104,3 +105,21 @@ def forward_to(model, images, layer):
     if "output" not in captured:
         raise RuntimeError(f"layer {layer!r} did not run in the forward pass")
     return captured["output"]
+
+
+def layer_features(model, images, layers):
+    """{layer name: feature maps} for `layers`, running the network only as far as the deepest one.
+
+    Layers after the deepest requested one never run (a hook ends the forward
+    pass), and the features stay in the autograd graph.
+    """
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    names = [get_layer(model, layer)[0] for layer in layers]
+    if not names:
+        raise ValueError("give at least one layer")
+    order = {name: i for i, name in enumerate(layer_names(model))}
+    deepest = max(names, key=order.__getitem__)
+    with capture_activations(model, names, detach=False) as features:
+        forward_to(model, images, deepest)
+    return {name: features[name] for name in names}

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib import config
-from vizlib.gram_texture import gram_matrix, layer_features, random_filter_bank, style_loss
-from vizlib.hooks import get_layer
+from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
+from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, load_sample_image, resize, sample_crop
 from vizlib.optim import optimize_image, total_variation
 
