@@ -14,6 +14,7 @@ counts windows, and each of its forward passes holds that many copies of every i
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -114,7 +115,7 @@ def _median_seconds(fn, repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 
 def sweep(repeats=3):
