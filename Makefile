@@ -12,10 +12,11 @@ setup: $(INSTALLED)
 
 # One pip call resolves torch and torchvision together with everything else,
 # pinned as a pair by constraints.txt; the import check catches a broken pair.
+# JupyterLab is the `lab` extra: the package itself never installs a Jupyter (Colab has its own).
 $(INSTALLED): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision -e ".[test,lab]"
 	$(BIN)/python -c "import torch, torchvision.ops; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
 
