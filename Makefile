@@ -12,10 +12,11 @@ setup: $(INSTALLED)
 
 # One pip call resolves torch and torchvision together with everything else,
 # pinned as a pair by constraints.txt; the import check catches a broken pair.
-$(INSTALLED): pyproject.toml constraints.txt
+# JupyterLab is the `lab` extra: the package itself never installs a Jupyter (Colab has its own).
+$(INSTALLED): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch torchvision -e ".[test,lab]"
 	$(BIN)/python -c "import torch, torchvision.ops; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
 
@@ -38,11 +39,11 @@ bench: $(INSTALLED)
 download: $(INSTALLED)
 	$(BIN)/python -m vizlib.download
 
-# Retrain the course model and rewrite data/course_model.pt (about 5 minutes on 2 cores).
+# Retrain the course model and rewrite vizlib/data/course_model.pt (about 7 minutes on 2 cores).
 course-model: $(INSTALLED)
 	$(BIN)/python -m vizlib.train_course_model
 
-# Retrain the feed-forward style network of notebook 14 (stops after 12 minutes on 2 cores).
+# Retrain the feed-forward style network of notebook 14 into vizlib/data/ (stops after 12 minutes on 2 cores).
 style-net: $(INSTALLED)
 	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
 

@@ -59,3 +59,18 @@ def test_device_is_one_torch_can_use():
 def test_progress_can_be_switched_off():
     assert list(config.progress(range(3), enabled=False)) == [0, 1, 2]
     assert config.progress(range(3), enabled=False).disable
+
+
+def test_shipped_files_are_found_inside_the_package_not_the_clone():
+    from importlib import resources
+    from pathlib import Path
+
+    from vizlib import models, style_transfer
+
+    package = Path(str(resources.files("vizlib")))
+    for name in ("course_model.pt", "course_model.json", "style_net_hubble_deep_field.pt"):
+        assert config.shipped(name).is_file(), name
+        assert Path(str(config.shipped(name))).parent == package / "data"
+    assert models.COURSE_WEIGHTS == config.shipped("course_model.pt")
+    assert style_transfer.weights_path("hubble_deep_field") == config.shipped("style_net_hubble_deep_field.pt")
+    assert not hasattr(config, "DATA_DIR")

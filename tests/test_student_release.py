@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import nbformat
 import pytest
@@ -68,12 +69,31 @@ def test_the_release_empties_every_region_and_keeps_everything_else(tmp_path):
         assert released.count(BEGIN) == original.count(BEGIN) and released.count(END) == original.count(END)
         if BEGIN not in original:
             assert released == original
-    for name in ("tests/test_saliency.py", "data/course_model.pt", "Makefile", "pyproject.toml"):
+    for name in ("tests/test_saliency.py", "vizlib/data/course_model.pt", "Makefile", "pyproject.toml", "setup.py"):
         assert (out / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     notebook = nbformat.read(out / "notebooks" / "06_saliency.ipynb", as_version=4)
     original = nbformat.read(REPO_ROOT / "notebooks" / "06_saliency.ipynb", as_version=4)
     assert [cell.source for cell in notebook.cells] == [cell.source for cell in original.cells]
     assert build(out) == regions                                     # an earlier release is replaced
+
+
+def test_the_release_is_an_installable_project_with_the_same_commands(tmp_path):
+    out = tmp_path / "release"
+    build(out)
+    got = subprocess.run([sys.executable, "-m", "vizlib.course", "get", str(tmp_path / "mine")], cwd=out,
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    for path in (out / "notebooks").glob("*.ipynb"):                # the release's notebooks, not the course's
+        assert (tmp_path / "mine" / path.name).read_bytes() == path.read_bytes()
+    wheels = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--quiet",
+                            "-w", str(wheels), str(out)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    with zipfile.ZipFile(next(wheels.glob("vizlib-*.whl"))) as wheel:
+        names = wheel.namelist()
+        assert "vizlib/data/course_model.pt" in names
+        released = wheel.read("vizlib/course/notebooks/06_saliency.ipynb")
+    assert released == (out / "notebooks" / "06_saliency.ipynb").read_bytes()
 
 
 def test_regions_in_notebook_cells_are_emptied_too(tmp_path):

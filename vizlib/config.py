@@ -10,6 +10,7 @@ VIZLIB_CACHE=...   where downloaded datasets live (default ~/.cache/vizlib)
 
 import os
 import random
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,18 @@ SHOW_PROGRESS = _flag("VIZLIB_PROGRESS", True)
 MODEL_CHOICE = os.environ.get("VIZLIB_MODEL", "auto").strip() or "auto"
 CACHE_DIR = Path(os.environ.get("VIZLIB_CACHE", Path.home() / ".cache" / "vizlib"))
 
+# The clone, for the tools that manage the course (build, release); nothing that runs in a
+# notebook reads through it, since an installed wheel has no clone around it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
+
+
+def shipped(name):
+    """A file vizlib ships in vizlib/data (weights, training records).
+
+    Found through importlib.resources, so a wheel installed on Colab or a JupyterHub finds
+    it exactly as a clone does.
+    """
+    return resources.files("vizlib") / "data" / name
 
 
 def fast_or(full, fast):

@@ -22,7 +22,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18")
 MODEL_NAMES = ("course",) + IMAGENET_MODELS
-COURSE_WEIGHTS = config.DATA_DIR / "course_model.pt"
+COURSE_WEIGHTS = config.shipped("course_model.pt")
 DOWNLOAD_COMMAND = "make download"
 
 
@@ -126,12 +126,14 @@ def course_model(weights=COURSE_WEIGHTS, *, trained=True, seed=None):
     model = VizModel(net, name="course", class_names=CLASSES, input_size=IMAGE_SIZE,
                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     if trained:
-        weights = Path(weights)
-        if not weights.exists():
+        if isinstance(weights, (str, os.PathLike)):
+            weights = Path(weights)
+        if not weights.is_file():    # a Path or an importlib.resources Traversable
             raise WeightsNotAvailableError(
                 f"course-model weights not found at {weights}; train them with `make course-model`"
             )
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        with weights.open("rb") as file:
+            model.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     return freeze(model)
 
 

@@ -2,7 +2,7 @@
 
     python -m vizlib.student_release build/student-release
 
-Copies the course (vizlib, tests, benchmarks, notebooks, data and the set-up files) and
+Copies the course (vizlib with its data, tests, benchmarks, notebooks and the set-up files) and
 empties every homework region: the lines between a BEGIN SOLUTION and an END SOLUTION
 marker comment, in vizlib and in notebook code cells, become one line that raises
 NotImplementedError and names the function to complete. The markers stay, so a
@@ -20,10 +20,11 @@ import nbformat
 
 from vizlib.config import REPO_ROOT
 
-# What a student gets: the package, its tests (and the benchmarks they cover), the notebooks, the
-# shipped data and the set-up files.
-RELEASED = ("vizlib", "tests", "notebooks", "data", "benchmarks", "Makefile", "README.md", "pyproject.toml",
-            "constraints.txt", "environment.yml")
+# What a student gets: the package (its data inside), its tests (and the benchmarks they cover), the
+# notebooks and the set-up files; with setup.py and MANIFEST.in the release is itself an installable
+# project whose wheel carries its own (emptied) notebooks, so it can be published like the course.
+RELEASED = ("vizlib", "tests", "notebooks", "benchmarks", "Makefile", "README.md", "pyproject.toml", "setup.py",
+            "MANIFEST.in", "constraints.txt", "environment.yml")
 RELEASE_MARK = ".student-release"      # marks a folder this tool may replace
 # Built so that this file's own text holds no marker a release would empty.
 BEGIN, END = (f"# {word} SOLUTION" for word in ("BEGIN", "END"))

@@ -33,6 +33,7 @@ Train the shipped network with
 import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -344,7 +345,7 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
 
 
 def weights_path(style):
-    return config.DATA_DIR / f"style_net_{style}.pt"
+    return config.shipped(f"style_net_{style}.pt")
 
 
 def style_image(style, size=96):
@@ -353,12 +354,13 @@ def style_image(style, size=96):
 
 
 def load_transform_net(style, path=None):
-    """The shipped TransformNet for `style` from data/ (weights_only loading)."""
-    path = path or weights_path(style)
-    if not path.exists():
+    """The shipped TransformNet for `style` from vizlib/data (weights_only loading)."""
+    path = Path(path) if path else weights_path(style)
+    if not path.is_file():
         raise FileNotFoundError(f"no trained network at {path}; train one with "
                                 f"`python -m vizlib.style_transfer train --style {style}`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with path.open("rb") as file:
+        state = torch.load(file, map_location="cpu", weights_only=True)
     net = TransformNet()
     net.load_state_dict(state)
     return net.eval()

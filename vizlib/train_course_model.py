@@ -1,4 +1,4 @@
-"""Train the course model and write its weights to data/ (`make course-model`).
+"""Train the course model and write its weights into the package, vizlib/data (`make course-model`).
 
     python -m vizlib.train_course_model [--seed 0] [--epochs 10] [--train-size 49152]
 
@@ -18,8 +18,6 @@ import torch.nn.functional as F
 from vizlib import config
 from vizlib.course_data import AREA_RANGE, HELD_OUT_BACKGROUNDS, make_shapes
 from vizlib.models import COURSE_WEIGHTS, course_model
-
-METADATA = COURSE_WEIGHTS.with_suffix(".json")
 
 
 def _augment(images, generator):

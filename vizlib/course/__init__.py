@@ -1,0 +1,1 @@
+"""Tools that manage the course rather than teach it: fetch the notebooks, build, release, train."""
