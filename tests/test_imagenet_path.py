@@ -5,7 +5,14 @@ technique of the course registers one entry in TECHNIQUES: a function
 (model, images) -> tensor that runs it briefly (a few steps, seconds) through the
 same wrapper the notebooks use. The test checks the result is finite and the
 model comes back exactly as it went in.
+
+PASSES says how often each technique runs the layer FAILING_LAYER, forward and
+backward; from it the error-path test makes that layer fail inside the technique's
+own pass and checks the error reaches the caller and nothing is left behind.
 """
+
+import re
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -84,6 +91,39 @@ TECHNIQUES = {
         model, "features.7"), top_activations(model, "features.7", images, k=2, batch_size=1, show_progress=False), 0)[0],
 }
 
+# The deepest layer every technique above runs (inversion and the Gram losses stop at it).
+FAILING_LAYER = "features.4"
+
+# How many times each technique runs FAILING_LAYER (forward, backward), counted up to 2,
+# as the plain run below measures: 2 lets the failure come after a call that succeeded
+# (e.g. predicting the classes); 0 backward calls, a technique that takes no gradient.
+PASSES = {
+    "Gram texture synthesis (2 steps)": (2, 2),
+    "style transfer (2 L-BFGS steps)": (2, 2),
+    "top-5 classes": (1, 0),
+    "activations of a Fire module": (1, 0),
+    "input gradient of a class score": (1, 1),
+    "saliency map": (2, 1),
+    "SmoothGrad (2 samples)": (2, 1),
+    "feature inversion (3 steps)": (2, 2),
+    "first-layer activation maps": (1, 0),
+    "DeepDream (2 octaves, 2 steps)": (2, 2),
+    "fooling image (3 steps)": (2, 2),
+    "FGSM": (2, 1),
+    "PGD (2 steps)": (2, 2),
+    "class visualisation by gradient ascent (2 steps)": (2, 2),
+    "occlusion map (16 windows)": (2, 0),
+    "nearest neighbours in feature space": (1, 0),
+    "t-SNE of features (8 shifted copies)": (1, 0),
+    "guided backprop of the top class": (2, 1),
+    "deconvnet of a Fire module's channel": (1, 1),
+    "top-k patches of a Fire channel": (2, 0),
+}
+
+# (technique, phase, call): the failure hits the second call where there is one, else the first.
+FAILURES = [(name, phase, min(count, 2)) for name, counts in PASSES.items()
+            for phase, count in zip(("forward", "backward"), counts) if count]
+
 
 @pytest.fixture(scope="module")
 def squeezenet():
@@ -98,7 +138,52 @@ def images():
 @pytest.mark.parametrize("name", TECHNIQUES)
 def test_technique_runs_on_random_squeezenet(name, squeezenet, images):
     before = fingerprint(squeezenet)
-    result = TECHNIQUES[name](squeezenet, images)
+    with layer_calls(squeezenet.layer(FAILING_LAYER)) as calls:
+        result = TECHNIQUES[name](squeezenet, images)
     assert isinstance(result, torch.Tensor) and result.shape[0] == len(images)
     assert torch.isfinite(result.float()).all()
     assert_unchanged(squeezenet, before)
+    passes = (min(calls["forward"], 2), min(calls["backward"], 2))
+    assert PASSES.get(name) == passes, f"PASSES[{name!r}] should be {passes}"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the layer the test breaks; a RuntimeError, like PyTorch's own failures."""
+
+
+@contextmanager
+def layer_calls(module, fail_at=None):
+    """Count `module`'s calls per phase; with fail_at=(phase, n), its n-th call in that phase raises.
+
+    A backward call is the gradient flowing back through one forward call's output, seen by
+    a hook on that output tensor: it lives in that pass's graph, never on the model. The
+    forward hook goes when the block ends, even on error.
+    """
+    calls = {"forward": 0, "backward": 0}
+
+    def call(phase):
+        calls[phase] += 1
+        if fail_at == (phase, calls[phase]):
+            raise InjectedFailure(f"{phase} call {calls[phase]} of the broken layer")
+
+    def forward_hook(module, args, output):
+        call("forward")
+        if output.requires_grad:
+            output.register_hook(lambda grad: call("backward"))
+
+    handle = module.register_forward_hook(forward_hook)
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("name, phase, at", FAILURES)
+def test_technique_failing_inside_leaves_model_as_found(name, phase, at, squeezenet, images):
+    before, pixels = fingerprint(squeezenet), images.clone()
+    with layer_calls(squeezenet.layer(FAILING_LAYER), fail_at=(phase, at)) as calls:
+        with pytest.raises(InjectedFailure, match=re.escape(f"{phase} call {at} of the broken layer")):
+            TECHNIQUES[name](squeezenet, images)
+    assert calls[phase] == at  # the failing call really ran, and nothing of its phase after it
+    assert_unchanged(squeezenet, before)
+    assert torch.equal(images, pixels)

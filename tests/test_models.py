@@ -126,6 +126,18 @@ def test_an_image_size_the_network_cannot_take_is_named_for_every_technique(cour
         sizeless(torch.rand(1, 3, 3, 3))
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory"), NotImplementedError("no kernel")])
+def test_an_error_that_names_its_own_cause_is_not_blamed_on_the_image_size(error):
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            raise error
+
+    model = models.VizModel(Failing(), name="failing", class_names=(), input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)
+    with pytest.raises(type(error)) as raised:      # 32 px is not the input size, yet size is not the cause
+        model(torch.rand(1, 3, 32, 32))
+    assert raised.value is error
+
+
 def test_cached_weights_load_through_torchvision_without_network(torch_cache, no_network):
     state = fill_cache_with_random_squeezenet()
     model = models.imagenet_model("squeezenet1_1")

@@ -48,6 +48,10 @@ class VizModel(nn.Module):
             return self.net((images - self.mean) / self.std)
         except RuntimeError as error:  # most often a network that cannot take this size: say so
             height, width = images.shape[-2:]
+            # A size the network cannot take is a plain RuntimeError; a subclass (out of memory, a
+            # layer's own error) already names another cause and must reach the caller as it is.
+            if type(error) is not RuntimeError:
+                raise
             if self.input_size is None or (height, width) == (self.input_size, self.input_size):
                 raise
             raise ValueError(
