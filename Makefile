@@ -44,7 +44,7 @@ course-model: $(INSTALLED)
 
 # Retrain the feed-forward style network of notebook 14 (stops after 12 minutes on 2 cores).
 style-net: $(INSTALLED)
-	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
+	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.course.train_style_net --style hubble_deep_field --minutes 12
 
 # For a course giving homework: a copy with every homework region emptied, in build/student-release/.
 student-release: $(INSTALLED)

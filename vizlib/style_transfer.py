@@ -26,13 +26,9 @@ features for the content and a bank of random multi-scale filters
 (vizlib.gram_texture.random_filter_bank) for the style. Pass `style_model=` to
 use a second network for the style terms; by default one model serves both.
 
-Train the shipped network with
-    python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
+The training loop, and the command that trains the shipped network, are in
+vizlib.course.train_style_net (`make style-net`).
 """
-
-import argparse
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +38,7 @@ from torch import nn
 from vizlib import config
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
-from vizlib.images import check_images, load_sample_image, resize, sample_crop
+from vizlib.images import check_images, sample_crop
 from vizlib.optim import optimize_image, total_variation
 
 # The offline recipe: course-model content layer, random filter bank style layers.
@@ -54,10 +50,6 @@ VGG19_CONTENT_LAYER = "features.22"
 VGG19_STYLE_WEIGHTS = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
 # Square crops (top, left, side) of the photographs used as styles.
 STYLE_CROPS = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
-# Photographs the feed-forward network trains on; astronaut and chelsea are kept unseen.
-TRAINING_PHOTOGRAPHS = ("coffee", "rocket", "china", "flower", "camera", "coins", "moon", "clock")
-
-
 def default_style_model():
     """The offline style network: 32 random filters at each of three scales (Ustyuzhaninov et al. 2017)."""
     return random_filter_bank(kernel_sizes=(3, 5, 9), channels=32, seed=0)
@@ -284,65 +276,6 @@ def stylize(net, images):
         return net(padded)[..., :h, :w].clamp(0, 1)
 
 
-def training_crops(n, size, *, photographs=TRAINING_PHOTOGRAPHS, generator=None):
-    """n random size x size crops (random scale, random flip) of the offline photographs."""
-    crops, images = [], [load_sample_image(name) for name in photographs]    # decoded once, cropped n times
-    for index in torch.randint(len(photographs), (n,), generator=generator).tolist():
-        image = images[index]
-        short = min(image.shape[-2:])
-        side = int(torch.randint(size, max(size + 1, short // 2), (1,), generator=generator))
-        top = int(torch.randint(image.shape[-2] - side + 1, (1,), generator=generator))
-        left = int(torch.randint(image.shape[-1] - side + 1, (1,), generator=generator))
-        crop = resize(image[..., top:top + side, left:left + side], size)
-        if torch.rand((), generator=generator) < 0.5:
-            crop = crop.flip(-1)
-        crops.append(crop)
-    return torch.cat(crops)
-
-
-@dataclass
-class TrainingResult:
-    net: TransformNet
-    losses: list
-    seconds: float
-
-
-def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e-3, seed=0, net=None,
-                        max_seconds=None, show_progress=None, **loss_options):
-    """Train a TransformNet so that net(c) minimises the style-transfer loss for every content c.
-
-    The loss network (`model`, and `style_model` in loss_options) is left as it is, even
-    when its weights require gradients: only the transformation network learns. Returns a
-    TrainingResult (the net in eval mode).
-    """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    loss = StyleTransferLoss(model, style, **loss_options)
-    generator = torch.Generator().manual_seed(seed)
-    if net is None:
-        with torch.random.fork_rng(devices=[]):      # seeded weights; the caller's random state is kept
-            torch.manual_seed(seed)
-            net = TransformNet()
-    net.train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-    pool = training_crops(max(64, batch_size), size, generator=generator)
-    losses, start = [], time.perf_counter()
-    for step in config.progress(range(steps), desc="training", enabled=show_progress, leave=False):
-        if step % 50 == 49:   # refresh part of the crop pool now and then
-            pool[: len(pool) // 4] = training_crops(len(pool) // 4, size, generator=generator)
-        batch = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
-        with torch.enable_grad():
-            value = loss(net(batch), loss.content_targets(batch)) / batch_size
-            optimiser.zero_grad()
-            value.backward(inputs=list(net.parameters()))   # never into the loss network's weights
-            optimiser.step()
-        losses.append(value.item())
-        if max_seconds and time.perf_counter() - start > max_seconds:
-            break
-    net.eval()
-    return TrainingResult(net, losses, time.perf_counter() - start)
-
-
 def weights_path(style):
     return config.DATA_DIR / f"style_net_{style}.pt"
 
@@ -357,36 +290,8 @@ def load_transform_net(style, path=None):
     path = path or weights_path(style)
     if not path.exists():
         raise FileNotFoundError(f"no trained network at {path}; train one with "
-                                f"`python -m vizlib.style_transfer train --style {style}`")
+                                f"`python -m vizlib.course.train_style_net --style {style}`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = TransformNet()
     net.load_state_dict(state)
     return net.eval()
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="train a feed-forward style-transfer network")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train")
-    train.add_argument("--style", default="hubble_deep_field")
-    train.add_argument("--steps", type=int, default=100000)
-    train.add_argument("--minutes", type=float, default=12.0)
-    train.add_argument("--size", type=int, default=64)
-    train.add_argument("--batch-size", type=int, default=2)
-    train.add_argument("--output", default=None)
-    args = parser.parse_args(argv)
-    from vizlib.models import course_model
-
-    config.seed_everything(0)
-    result = train_transform_net(course_model(), style_image(args.style), style_model=default_style_model(),
-                                 steps=args.steps, batch_size=args.batch_size, size=args.size,
-                                 content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, max_seconds=args.minutes * 60,
-                                 show_progress=False)
-    path = args.output or weights_path(args.style)
-    torch.save(result.net.state_dict(), path)
-    print(f"trained {len(result.losses)} steps in {result.seconds / 60:.1f} min; loss "
-          f"{result.losses[0]:.3f} -> {np.mean(result.losses[-20:]):.3f}; saved {path}")
-
-
-if __name__ == "__main__":
-    main()
