@@ -39,15 +39,14 @@ from vizlib import config
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
+from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
 
-# The offline recipe: course-model content layer, random filter bank style layers.
-CONTENT_LAYER = "features.relu2"
+# The offline recipe: the course model's content layer, the layers of `default_style_model` for the style.
+# (VGG-19's layers, as in Gatys et al. 2016, are in vizlib.layers.)
+CONTENT_LAYER = layer_for("course", "content")
 STYLE_WEIGHTS = {"scale3.1": 1.0, "scale5.1": 1.0, "scale9.1": 1.0}
 CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
-# Gatys et al. (2016) on VGG-19: content at relu4_2, style at relu1_1 ... relu5_1.
-VGG19_CONTENT_LAYER = "features.22"
-VGG19_STYLE_WEIGHTS = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
 # Square crops (top, left, side) of the photographs used as styles.
 STYLE_CROPS = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
 def default_style_model():
@@ -63,7 +62,7 @@ def content_loss(features, target):
     # END SOLUTION
 
 
-def check_weights(content_weight, style_weights, tv_weight):
+def check_loss_weights(content_weight, style_weights, tv_weight):
     """Refuse negative weights, and a loss with neither content nor style to match."""
     if not isinstance(style_weights, dict):
         raise TypeError(f"style_weights must be a dict {{layer: weight}}, got {type(style_weights).__name__}")
@@ -93,7 +92,7 @@ class StyleTransferLoss:
             raise ValueError(f"style: expected one style image (1, 3, H, W), got a batch of {len(style)}")
         style_model = model if style_model is None else style_model
         style_weights = dict(STYLE_WEIGHTS) if style_weights is None else style_weights
-        check_weights(content_weight, style_weights, tv_weight)
+        check_loss_weights(content_weight, style_weights, tv_weight)
         self.model, self.style_model = model, style_model
         self.content_layer = get_layer(model, content_layer)[0]
         self.style_weights = {get_layer(style_model, name)[0]: w for name, w in style_weights.items() if w > 0}
