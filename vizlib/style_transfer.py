@@ -49,6 +49,8 @@ STYLE_WEIGHTS = {"scale3.1": 1.0, "scale5.1": 1.0, "scale9.1": 1.0}
 CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
 # Square crops (top, left, side) of the photographs used as styles.
 STYLE_CROPS = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
+
+
 def default_style_model():
     """The offline style network: 32 random filters at each of three scales (Ustyuzhaninov et al. 2017)."""
     return random_filter_bank(kernel_sizes=(3, 5, 9), channels=32, seed=0)
