@@ -29,7 +29,7 @@ test: $(INSTALLED)
 
 # Execute every notebook headlessly: executed copies, HTML pages and an index in build/course/.
 course: $(INSTALLED)
-	$(BIN)/python -m vizlib.build_course build/course
+	$(BIN)/python -m vizlib.course.build_course build/course
 
 # Speed of each technique against a named reference, as ratios (not part of the tests).
 bench: $(INSTALLED)
@@ -37,19 +37,19 @@ bench: $(INSTALLED)
 
 # With internet: ImageNet weights (SqueezeNet 1.1, AlexNet, VGG-19) and Imagenette 160 px.
 download: $(INSTALLED)
-	$(BIN)/python -m vizlib.download
+	$(BIN)/python -m vizlib.course.download
 
 # Retrain the course model and rewrite vizlib/data/course_model.pt (about 7 minutes on 2 cores).
 course-model: $(INSTALLED)
-	$(BIN)/python -m vizlib.train_course_model
+	$(BIN)/python -m vizlib.course.train_course_model
 
 # Retrain the feed-forward style network of notebook 14 into vizlib/data/ (stops after 12 minutes on 2 cores).
 style-net: $(INSTALLED)
-	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
+	OMP_NUM_THREADS=2 $(BIN)/python -m vizlib.course.train_style_net --style hubble_deep_field --minutes 12
 
 # For a course giving homework: a copy with every homework region emptied, in build/student-release/.
 student-release: $(INSTALLED)
-	$(BIN)/python -m vizlib.student_release build/student-release
+	$(BIN)/python -m vizlib.course.student_release build/student-release
 
 clean:
 	rm -rf build

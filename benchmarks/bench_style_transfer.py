@@ -18,9 +18,10 @@ import torch
 from benchmarks.harness import Comparison
 from vizlib.hooks import capture_activations, layer_features
 from vizlib.images import load_sample_image
+from vizlib.layers import layer_for, layers_for
 from vizlib.models import course_model, random_imagenet_model
 from vizlib.style_transfer import (
-    CONTENT_LAYER, CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT, VGG19_CONTENT_LAYER, VGG19_STYLE_WEIGHTS,
+    CONTENT_LAYER, CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT,
     StyleTransferLoss, default_style_model,
     load_transform_net, style_image, style_transfer, stylize, weights_path,
 )
@@ -50,10 +51,11 @@ def comparisons():
 
     # the same on Gatys' network (VGG-19 architecture, random weights: the cost does not depend on them)
     vgg = random_imagenet_model("vgg19", seed=0)
-    vgg_loss = StyleTransferLoss(vgg, style, content_layer=VGG19_CONTENT_LAYER,
-                                 style_weights=VGG19_STYLE_WEIGHTS)
+    vgg_style = layers_for(vgg, "style")
+    vgg_loss = StyleTransferLoss(vgg, style, content_layer=layer_for(vgg, "content"),
+                                 style_weights={layer: 1.0 for layer in vgg_style})
     vgg_targets = vgg_loss.content_targets(content)
-    layers = list(VGG19_STYLE_WEIGHTS) + [VGG19_CONTENT_LAYER]
+    layers = vgg_style + [layer_for(vgg, "content")]
 
     def vgg_bare():
         x = content.clone().requires_grad_(True)

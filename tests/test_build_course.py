@@ -1,6 +1,6 @@
 import nbformat
 
-from vizlib.build_course import build, notebook_title
+from vizlib.course.build_course import build, notebook_title
 
 
 def test_build_writes_executed_notebooks_pages_and_an_index(tmp_path):

@@ -4,7 +4,8 @@ import torch
 import torchvision
 
 from test_datasets import make_tiny_imagenette
-from vizlib import config, download, models
+from vizlib import config, models
+from vizlib.course import download
 
 
 def test_download_command_uses_what_is_already_cached(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import torch
 from model_state import assert_unchanged, fingerprint
 from tiny_networks import feature_network
 from vizlib.gram_texture import (
-    check_weights, default_texture_weights, gram_distance, gram_matrix,
+    check_layer_weights, default_texture_weights, gram_distance, gram_matrix,
     random_filter_bank, style_loss, synthesize_texture, texture_filter_bank, texture_noise, texture_sample,
 )
 from vizlib.hooks import layer_features
@@ -192,7 +192,7 @@ def test_bad_input_to_style_loss_and_synthesis():
     with pytest.raises(ValueError, match="no Gram matrix for weighted layer"):
         style_loss(grams, grams, {"b": 1.0})
     with pytest.raises(ValueError, match="must be >= 0"):
-        check_weights({"a": torch.tensor([1.0, -1.0])})
+        check_layer_weights({"a": torch.tensor([1.0, -1.0])})
     model = feature_network()
     with pytest.raises(ValueError, match="size must be"):
         synthesize_texture(model, rand(1, 3, 12, 12), {"1": 1.0}, size=0, show_progress=False)

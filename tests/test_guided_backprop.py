@@ -3,7 +3,6 @@
 import warnings
 
 import pytest
-import scipy.stats
 import torch
 import torch.nn.functional as F
 from captum.attr import (
@@ -14,8 +13,8 @@ from torch import nn
 from model_state import assert_unchanged, fingerprint
 from vizlib.course_data import make_shapes
 from vizlib.guided_backprop import (
-    FunctionalReLUError, cascading_copies, cascading_randomization, channel_gradient, class_gradient,
-    deconvnet, gradient_image, guided_backprop, layer_groups, magnitude, modified_relus, rank_correlation,
+    FunctionalReLUError, cascading_randomization, channel_gradient, class_gradient, deconvnet, gradient_image,
+    guided_backprop, modified_relus,
 )
 from vizlib.models import random_imagenet_model
 
@@ -349,56 +348,7 @@ def test_gradient_image_is_grey_at_zero_and_keeps_the_sign():
     assert torch.equal(scaled, image)  # normalised per image
 
 
-def test_magnitude_is_abs_max_over_colour_channels():
-    grad = torch.tensor([[[[1.0]], [[-3.0]], [[2.0]]]])
-    assert magnitude(grad).tolist() == [[[3.0]]]
-
-
-# --- the sanity check of Adebayo et al. (2018) --------------------------------------------------
-
-def test_rank_correlation_matches_scipy_with_ties():
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randint(0, 6, (5, 40), generator=generator).float()  # many ties
-    b = torch.randn(5, 40, generator=generator)
-    b[:, ::4] = 0
-    expected = [scipy.stats.spearmanr(x, y).statistic for x, y in zip(a.numpy(), b.numpy())]
-    assert torch.allclose(rank_correlation(a, b), torch.tensor(expected, dtype=torch.float64), atol=1e-12)
-    assert torch.allclose(rank_correlation(a, a), torch.ones(5, dtype=torch.float64))
-    assert rank_correlation(torch.zeros(1, 9), torch.rand(1, 9)).isnan().all()  # a constant map ranks nothing
-    with pytest.raises(ValueError, match="differ in shape"):
-        rank_correlation(torch.rand(2, 4), torch.rand(2, 5))
-
-
-def test_layer_groups_of_the_course_model_pair_each_conv_with_its_batchnorm(course):
-    groups = layer_groups(course)
-    expected = [f"features.conv{i}" for i in range(1, 6)] + ["classifier.fc1", "classifier.fc2"]
-    assert [name for name, _ in groups] == expected
-    assert groups[0][1] == ["features.conv1", "features.bn1"]
-
-
-def test_cascade_randomises_a_copy_from_the_top_down(course):
-    before = fingerprint(course)
-    trained = dict(course.named_parameters())
-    steps = []
-    for name, copy in cascading_copies(course, steps=3, seed=0):
-        changed = {key for key, value in copy.named_parameters() if not torch.equal(value, trained[key])}
-        steps.append((name, sorted({key.rsplit(".", 1)[0] for key in changed})))
-        assert copy is not course
-    assert steps == [
-        ("classifier.fc2", ["net.classifier.fc2"]),
-        ("classifier.fc1", ["net.classifier.fc1", "net.classifier.fc2"]),
-        ("features.conv5", ["net.classifier.fc1", "net.classifier.fc2", "net.features.bn5", "net.features.conv5"]),
-    ]
-    assert_unchanged(course, before)
-    def top_weight(seed):
-        (_, copy), = cascading_copies(course, 1, seed=seed)
-        return copy.net.classifier.fc2.weight.clone()
-
-    assert torch.equal(top_weight(4), top_weight(4))  # reproducible by seed
-    assert not torch.equal(top_weight(4), top_weight(5))
-    with pytest.raises(ValueError, match="between 1 and 7"):
-        next(cascading_copies(course, steps=8))
-
+# --- the sanity check of Adebayo et al. (2018), for these rules (its parts: tests/test_sanity.py) ----
 
 def test_guided_backprop_changes_far_less_than_the_gradient_when_top_layers_are_randomised(course):
     images, labels, _ = make_shapes(16, "held_out", seed=5)

@@ -102,3 +102,62 @@ def test_forward_to_stops_at_the_layer_and_keeps_the_graph(course):
     (grad,) = torch.autograd.grad(out.sum(), images)
     assert grad.abs().sum() > 0
     assert_unchanged(course, before)
+
+
+def test_layer_features_ends_where_the_last_requested_layer_runs_not_where_it_is_defined():
+    from tiny_networks import out_of_order_network
+    from vizlib.hooks import layer_features
+
+    model = out_of_order_network()
+    net = model.net
+    assert layer_names(model).index("late") < layer_names(model).index("early")   # the order this test is about
+    images = torch.rand(2, 3, 8, 8, requires_grad=True)
+    before = fingerprint(model)
+    head_calls = []
+    with temporary_hooks() as handles:
+        handles.append(net.head.register_forward_hook(lambda *args: head_calls.append(1)))
+        features = layer_features(model, images, ["late", "early"])
+    assert head_calls == [], "the layer after the last requested one ran"
+    assert list(features) == ["late", "early"]
+    with torch.no_grad():
+        early = net.early((images - model.mean) / model.std)
+        late = net.late(torch.relu(early))
+    assert torch.allclose(features["early"], early, atol=1e-6)
+    assert torch.allclose(features["late"], late, atol=1e-6)
+    (grad,) = torch.autograd.grad(features["late"].sum(), images)    # still in the graph
+    assert grad.abs().sum() > 0
+    assert_unchanged(model, before)
+
+
+def test_layer_features_of_a_module_that_runs_twice_is_its_latest_output_before_the_end():
+    from tiny_networks import out_of_order_network
+    from vizlib.hooks import layer_features
+
+    model = out_of_order_network()
+    net = model.net
+    images = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        first_relu = torch.relu(net.early((images - model.mean) / model.std))
+        second_relu = torch.relu(net.late(first_relu))
+    # "early" has run once "relu" has run: the pass ends after relu's first call
+    assert torch.allclose(layer_features(model, images, ["relu", "early"])["relu"], first_relu, atol=1e-6)
+    # "late" runs between relu's two calls: the pass ends at late, with relu's first output
+    assert torch.allclose(layer_features(model, images, ["relu", "late"])["relu"], first_relu, atol=1e-6)
+    # asked alone under both names (name and module), relu ends the pass at its first call
+    alone = layer_features(model, images, ["relu", net.relu])
+    assert list(alone) == ["relu"] and torch.allclose(alone["relu"], first_relu, atol=1e-6)
+    # "head" runs after relu's second call: relu gives that latest output
+    assert torch.allclose(layer_features(model, images, ["relu", "head"])["relu"], second_relu, atol=1e-6)
+
+
+def test_layer_features_names_a_layer_that_never_runs():
+    from tiny_networks import out_of_order_network
+    from vizlib.hooks import layer_features
+
+    model = out_of_order_network()
+    before = fingerprint(model)
+    with pytest.raises(RuntimeError, match=r"\['unused'\] did not run"):
+        layer_features(model, torch.rand(1, 3, 8, 8), ["early", "unused"])
+    assert_unchanged(model, before)
+    with pytest.raises(ValueError, match="at least one layer"):
+        layer_features(model, torch.rand(1, 3, 8, 8), [])

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from vizlib.config import REPO_ROOT
-from vizlib.student_release import BEGIN, END, RELEASE_MARK, build, stub_solutions
+from vizlib.course.student_release import BEGIN, END, RELEASE_MARK, build, stub_solutions
 
 MODULE = f"""import math
 
@@ -61,10 +61,10 @@ def test_broken_markers_are_a_clear_error(text, message):
 def test_the_release_empties_every_region_and_keeps_everything_else(tmp_path):
     out = tmp_path / "release"
     regions = build(out)
-    sources = sorted((REPO_ROOT / "vizlib").glob("*.py"))
+    sources = sorted((REPO_ROOT / "vizlib").rglob("*.py"))
     assert regions == sum(path.read_text().count(BEGIN) for path in sources) > 0
     for path in sources:
-        original, released = path.read_text(), (out / "vizlib" / path.name).read_text()
+        original, released = path.read_text(), (out / path.relative_to(REPO_ROOT)).read_text()
         compile(released, path.name, "exec")
         assert released.count(BEGIN) == original.count(BEGIN) and released.count(END) == original.count(END)
         if BEGIN not in original:

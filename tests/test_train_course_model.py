@@ -2,8 +2,8 @@ import json
 
 import torch
 
+from vizlib.course.train_course_model import accuracy, main
 from vizlib.models import course_model
-from vizlib.train_course_model import accuracy, main
 
 
 def test_training_command_writes_weights_the_loader_accepts(tmp_path, capsys):

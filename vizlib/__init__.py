@@ -7,6 +7,7 @@ Core modules (used by every notebook):
     datasets    images for a model: course data, Imagenette, offline photographs
     models      the model wrapper, the course model, torchvision ImageNet models
     hooks       layers by name, hooks that always clean up
+    layers      which layers each technique reads on each model: one table, one lookup
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop
     plotting    image grids and heat-map overlays
 
@@ -14,6 +15,12 @@ Concept modules, one per notebook (notebooks/NN_<module>.ipynb, tests/test_<modu
     activations 01 filters, 02 neighbours, 03 embedding, 04 patches, 05 occlusion
     gradients   06 saliency, 07 guided_backprop, 08 gradient_ascent, 09 adversarial, 10 inversion
     art         11 deepdream, 12 texture_sampling, 13 gram_texture, 14 style_transfer
+and the parts concepts share (each with its tests/test_<module>.py):
+    receptive_field  which pixels a unit sees (04 patches)
+    sanity           Adebayo's cascading randomisation, rank correlation (07, any attribution method)
+
+Course tools, which manage the course rather than teach it, live in the subpackage
+vizlib.course (build_course, student_release, download, train_course_model, train_style_net).
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything

@@ -206,7 +206,8 @@ def show_grids(grids, titles=None, *, width=14.0, cmap="gray", suptitle=None):
 # How structured are the filters? Energy at low spatial frequencies
 # ---------------------------------------------------------------------------------------
 
-def _check_weights(weights):
+def _check_filter_tensor(weights):
+    """Refuse anything but a non-empty (filters, channels, kh, kw) tensor of filter weights."""
     if not isinstance(weights, torch.Tensor):
         raise TypeError(f"weights: expected a torch.Tensor (filters, channels, kh, kw), got {type(weights).__name__}")
     if weights.dim() != 4 or weights.shape[0] == 0 or weights.shape[-1] < 1 or weights.shape[-2] < 1:
@@ -233,7 +234,7 @@ def power_spectrum(weights):
     (filters, channels, kh, kw) -> (filters, kh, kw), in torch.fft.fft2 order, float64.
     By Parseval's theorem each filter's spectrum sums to kh * kw * (sum of its squared weights).
     """
-    _check_weights(weights)
+    _check_filter_tensor(weights)
     return torch.fft.fft2(weights.detach().double()).abs().pow(2).sum(1)
 
 
@@ -246,7 +247,7 @@ def low_frequency_fraction(weights, cutoff=0.25):
     average, the share of frequency bins that count as low (`low_frequency_mask`),
     whatever their scale. A filter that is all zeros has no energy to share: NaN.
     """
-    _check_weights(weights)
+    _check_filter_tensor(weights)
     mask = low_frequency_mask(*weights.shape[-2:], cutoff, device=weights.device)
     # BEGIN SOLUTION
     power = power_spectrum(weights)

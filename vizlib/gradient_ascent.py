@@ -33,17 +33,11 @@ import torch.nn.functional as F
 
 from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
+from vizlib.layers import layer_for
 from vizlib.optim import check_classes, optimize_image
 
 GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")
-
-# A late convolutional stage of each network, whose channels respond to object parts. Where one
-# module holds it, the output before the ReLU: a unit silent on the start image still has a gradient.
-DEFAULT_LAYERS = {
-    "course": "features.bn5", "squeezenet1_1": "features.12", "alexnet": "features.10",
-    "vgg16": "features.28", "vgg19": "features.34", "resnet18": "layer4",
-}
 
 
 @dataclass(frozen=True)
@@ -93,10 +87,8 @@ def settings_for(model, *, objective="class", regularized=True, **changes):
 
 
 def default_layer(model):
-    """The layer whose channels the notebook visualises: a late convolutional stage."""
-    if model.name not in DEFAULT_LAYERS:
-        raise ValueError(f"no default layer for model {model.name!r}; pass a layer name: {', '.join(model.layer_names)}")
-    return DEFAULT_LAYERS[model.name]
+    """The layer whose channels the notebook visualises: a late convolutional stage (vizlib.layers)."""
+    return layer_for(model, "gradient_ascent")
 
 
 def start_image(n, size, *, seed=0, noise=0.1, device=None):

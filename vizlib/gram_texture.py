@@ -24,6 +24,7 @@ from torch import nn
 
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
+from vizlib.layers import layers_for
 from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
 
@@ -46,10 +47,6 @@ REFERENCE_CROPS = {
     "immunohistochemistry": ("immunohistochemistry", (128, 128, 128)),
     "grass": ("grass", (300, 300, 128)),
 }
-
-# Gatys et al. (2015) match VGG-19 at conv1_1 and pool1-pool4 (ReLU after conv1_1 here).
-VGG19_TEXTURE_LAYERS = ("features.1", "features.4", "features.9", "features.18", "features.27")
-COURSE_TEXTURE_LAYERS = ("features.relu1", "features.relu2", "features.relu3", "features.relu4")
 
 
 def texture_sample(name, size, *, reference=False):
@@ -101,7 +98,7 @@ class ChannelProducts(torch.autograd.Function):
         return ((grad + grad.transpose(1, 2)) / flat.shape[-1]) @ flat     # scale the small C x C factor first
 
 
-def check_weights(weights):
+def check_layer_weights(weights):
     """Refuse layer weights that are not a non-empty dict of non-negative numbers, not all zero."""
     if not isinstance(weights, dict):
         raise TypeError(f"weights must be a dict {{layer: weight}}, got {type(weights).__name__}")
@@ -121,7 +118,7 @@ def style_loss(grams, target_grams, weights):
     grams: {layer: (N, C, C)}; target_grams: {layer: (N or 1, C, C)}; weights: {layer:
     weight}, a number or a tensor of N per-image weights. Layers without a weight are ignored.
     """
-    check_weights(weights)
+    check_layer_weights(weights)
     missing = [name for name in weights if name not in grams or name not in target_grams]
     if missing:
         raise ValueError(f"no Gram matrix for weighted layer(s) {missing}; have {list(grams)}")
@@ -138,15 +135,11 @@ def style_loss(grams, target_grams, weights):
 # Synthesis
 
 def default_texture_weights(model):
-    """Weight 1 on the layers the course matches by default for this feature extractor."""
-    if model.name == "vgg19":
-        layers = VGG19_TEXTURE_LAYERS
-    elif model.name == "course":
-        layers = COURSE_TEXTURE_LAYERS
-    elif isinstance(model.net, _FilterBank):
-        layers = model.net.relu_names
-    else:
-        raise ValueError(f"no default texture layers for {model.name!r}: give weights={{layer: weight}}")
+    """Weight 1 on the layers the course matches by default for this feature extractor.
+
+    A filter bank matches every one of its layers; a named model, its "texture" layers in vizlib.layers.
+    """
+    layers = model.net.relu_names if isinstance(model.net, _FilterBank) else layers_for(model, "texture")
     return {layer: 1.0 for layer in layers}
 
 
@@ -176,7 +169,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     """
     check_images(sample, name="sample")
     weights = default_texture_weights(model) if weights is None else weights
-    check_weights(weights)
+    check_layer_weights(weights)
     weights = {get_layer(model, layer)[0]: w for layer, w in weights.items() if float(torch.as_tensor(w).max()) > 0}
     height, width = sample.shape[-2:] if size is None else ((size, size) if isinstance(size, int) else size)
     if not (int(height) == height >= 1 and int(width) == width >= 1):

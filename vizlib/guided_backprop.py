@@ -13,9 +13,9 @@ and `x` the ReLU's input:
 - `guided_backprop`, `deconvnet`: class-score maps (N, 3, H, W); `class_gradient` takes the
   rule as an argument, `channel_gradient` the same for a channel of an intermediate layer.
 - `gradient_image`: a signed gradient as a picture (grey = 0), normalised per image.
-- `cascading_randomization`: the sanity check of Adebayo et al. (2018): re-initialise a
-  copy of the model from the top layer down and measure how much each map changes
-  (Spearman rank correlation with the trained model's map).
+- `cascading_randomization`: the sanity check of Adebayo et al. (2018) for these rules
+  (`vizlib.sanity`): re-initialise a copy of the model from the top layer down and
+  measure how much each map changes (Spearman rank correlation with the trained map).
 
 How the rule is installed. A forward-pre hook on each ReLU module keeps the module's
 input `x` and hands the module `x.detach()`, so the module computes its output outside
@@ -35,10 +35,10 @@ from Python) watches for ReLU-like functions called outside a ReLU module's own 
 and stops with `FunctionalReLUError` naming the call and the line that made it.
 """
 
-import copy
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -49,6 +49,7 @@ from torch.overrides import TorchFunctionMode
 from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
 from vizlib.optim import check_classes
+from vizlib.sanity import randomization_check
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")
@@ -257,137 +258,15 @@ def gradient_image(grad, *, percentile=99.0):
     return (0.5 + 0.5 * grad.detach().float() / scale).clamp(0, 1)
 
 
-def magnitude(grad):
-    """|gradient|, max over colour channels: (N, 3, H, W) -> (N, H, W), as saliency maps are read."""
-    return grad.abs().amax(1)
-
-
-# --- the sanity check of Adebayo et al. (2018) -------------------------------------------------
-
-def _average_ranks(rows):
-    """Ranks 1..D along each row of (N, D); tied values share the mean of their ranks."""
-    n, d = rows.shape
-    ordered, order = rows.sort(dim=1)
-    starts = torch.ones_like(ordered, dtype=torch.bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    group = (starts.cumsum(1) - 1 + d * torch.arange(n)[:, None]).flatten()  # tie group, unique per row
-    positions = torch.arange(1, d + 1, dtype=torch.float64).repeat(n)
-    sums = torch.zeros(n * d, dtype=torch.float64).index_add_(0, group, positions)
-    counts = torch.bincount(group, minlength=n * d).clamp_min(1)
-    ranks_in_order = (sums / counts)[group].view(n, d)
-    return torch.empty_like(ranks_in_order).scatter_(1, order, ranks_in_order)
-
-
-def rank_correlation(a, b):
-    """Spearman rank correlation of each pair of rows of a and b (flattened per item): (N,).
-
-    Ties get average ranks. A constant map (such as all zeros) ranks nothing: its
-    correlation is undefined, NaN, as in scipy.
-    """
-    a, b = a.detach().flatten(1).cpu(), b.detach().flatten(1).cpu()
-    if a.shape != b.shape:
-        raise ValueError(f"maps differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    denominator = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
-    return torch.where(denominator > 0, (ra * rb).sum(1) / denominator.clamp_min(1e-300), torch.nan)
-
-
-def layer_groups(model):
-    """Layers with weights, bottom to top, as [(name, [module names])].
-
-    A BatchNorm layer joins the layer before it, so a convolution and its normalisation
-    are randomised together.
-    """
-    groups = []
-    for name, module in _network(model).named_modules():
-        if not name or not any(True for _ in module.parameters(recurse=False)):
-            continue
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and groups:
-            groups[-1][1].append(name)
-        else:
-            groups.append((name, [name]))
-    return groups
-
-
-def _reinitialise(module, generator):
-    """Random weights drawn from `generator`: He-normal weights, zero biases, identity batch norm.
-
-    He initialisation (a standard one for ReLU networks) keeps the size of the signal
-    through a deep stack of random layers, so no map fades out just for lack of scale.
-    """
-    with torch.no_grad():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_parameters()  # weight 1, bias 0, running mean 0, running variance 1
-            return
-        for name, parameter in module.named_parameters(recurse=False):
-            fresh = torch.zeros(parameter.shape, dtype=parameter.dtype)  # drawn on the CPU: same on any device
-            if name == "weight" and parameter.dim() >= 2:
-                nn.init.kaiming_normal_(fresh, nonlinearity="relu", generator=generator)
-            elif name != "bias":
-                nn.init.normal_(fresh, std=0.02, generator=generator)
-            parameter.copy_(fresh)
-
-
-def cascading_copies(model, steps=None, *, seed=0):
-    """Yield (group name, copy) with the top 1, 2, ... layer groups of a deep copy re-initialised.
-
-    The same copy is re-initialised further at each step (a cascade, from the top layer
-    down); the model passed in is never touched. `steps` limits how many groups.
-    """
-    groups = layer_groups(model)[::-1]
-    if steps is not None:
-        if not 1 <= steps <= len(groups):
-            raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), got {steps}")
-        groups = groups[:steps]
-    randomised = copy.deepcopy(model)
-    modules = dict(_network(randomised).named_modules())
-    generator = torch.Generator().manual_seed(seed)
-    for name, members in groups:
-        for member in members:
-            _reinitialise(modules[member], generator)
-        yield name, randomised
-
-
-@dataclass
-class RandomizationResult:
-    layers: list          # ["trained", then the group randomised last at each step (top first)]
-    correlations: dict    # rule -> (steps + 1, N) Spearman correlation of |map| with the trained map
-    maps: dict            # rule -> (steps + 1, keep, 3, H, W) the maps of the first `keep` images
-
-    def mean(self, rule):
-        """Mean correlation over images at each step, (steps + 1,); images whose map is constant are left out."""
-        return self.correlations[rule].nanmean(1)
-
-    def counted(self, rule):
-        """How many images have a correlation at each step (a map of all zeros has none): (steps + 1,)."""
-        return (~self.correlations[rule].isnan()).sum(1)
-
-
 def cascading_randomization(model, images, classes, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
-    """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
+    """Adebayo et al. (2018) for the ReLU rules: `vizlib.sanity.randomization_check` on `class_gradient`.
 
-    For each step of `cascading_copies`, the map of every rule is compared with the trained
-    model's map of the same rule: Spearman correlation of |map| (max over colour channels)
-    per image. The class explained stays `classes` throughout. A map that is all zeros (the
-    class score cut off by a ReLU for every pixel, as can happen after SqueezeNet's last
-    ReLU) has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    Each rule's map is compared with the trained model's map of the same rule as the
+    layers are randomised from the top down. A map that is all zeros (the class score
+    cut off by a ReLU for every pixel, as can happen after SqueezeNet's last ReLU) has no
+    correlation (NaN) and is left out of the means. Returns a RandomizationResult.
     """
     for rule in rules:
         _check_rule(rule)
-    classes = check_classes(model, classes, len(images))
-    trained = {rule: class_gradient(model, images, classes, rule=rule) for rule in rules}
-    layers = ["trained"]
-    correlations = {rule: [rank_correlation(magnitude(trained[rule]), magnitude(trained[rule]))] for rule in rules}
-    maps = {rule: [trained[rule][:keep].cpu()] for rule in rules}
-    for name, randomised in cascading_copies(model, steps, seed=seed):
-        layers.append(name)
-        for rule in rules:
-            grad = class_gradient(randomised, images, classes, rule=rule)
-            correlations[rule].append(rank_correlation(magnitude(trained[rule]), magnitude(grad)))
-            maps[rule].append(grad[:keep].cpu())
-    return RandomizationResult(
-        layers=layers,
-        correlations={rule: torch.stack(values) for rule, values in correlations.items()},
-        maps={rule: torch.stack(values) for rule, values in maps.items()},
-    )
+    methods = {rule: partial(class_gradient, rule=rule) for rule in rules}
+    return randomization_check(model, images, classes, methods, steps=steps, seed=seed, keep=keep)

@@ -108,18 +108,33 @@ def forward_to(model, images, layer):
 
 
 def layer_features(model, images, layers):
-    """{layer name: feature maps} for `layers`, running the network only as far as the deepest one.
+    """{layer name: feature maps} for `layers`, ending the forward pass once every one of them has run.
 
-    Layers after the deepest requested one never run (a hook ends the forward
-    pass), and the features stay in the autograd graph.
+    The end is found by running, not by where a layer is defined: a network may define
+    its modules in another order than `forward` calls them. Layers that would run after
+    the last requested one never do, and the features stay in the autograd graph. A
+    module that runs more than once before then gives its latest output.
     """
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
-    names = [get_layer(model, layer)[0] for layer in layers]
-    if not names:
+    named = [get_layer(model, layer) for layer in layers]
+    resolved = dict(named)      # one hook per module, even if asked for twice
+    if not resolved:
         raise ValueError("give at least one layer")
-    order = {name: i for i, name in enumerate(layer_names(model))}
-    deepest = max(names, key=order.__getitem__)
-    with capture_activations(model, names, detach=False) as features:
-        forward_to(model, images, deepest)
-    return {name: features[name] for name in names}
+
+    with capture_activations(model, list(resolved), detach=False) as features, temporary_hooks() as handles:
+        def stop_once_all_ran(module, inputs, output):
+            if len(features) == len(resolved):
+                raise _StopForward
+
+        # registered after capture_activations' hooks, so each runs once the output is recorded
+        for module in resolved.values():
+            handles.append(module.register_forward_hook(stop_once_all_ran))
+        try:
+            model(images)
+        except _StopForward:
+            pass
+    missing = [name for name in resolved if name not in features]
+    if missing:
+        raise RuntimeError(f"layer(s) {missing} did not run in the forward pass")
+    return {name: features[name] for name, _ in named}

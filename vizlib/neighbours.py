@@ -27,18 +27,11 @@ from sklearn.neighbors import NearestNeighbors
 from vizlib import config
 from vizlib.hooks import capture_activations, get_layer
 from vizlib.images import check_images
+from vizlib.layers import FEATURE_POOLING, layer_for
 from vizlib.plotting import FONT_SIZE, _as_display_array
 
-# The features each architecture's classifier reads: (layer name, how a spatial output becomes a vector).
-# "flatten" keeps every value; "mean" averages each channel over its positions (global average pooling).
-FEATURE_LAYERS = {
-    "course": ("classifier.relu", "flatten"),      # 128: fc1 + ReLU, the input of fc2
-    "alexnet": ("classifier.5", "flatten"),        # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
-    "vgg16": ("classifier.4", "flatten"),          # 4096: second fully connected layer + ReLU
-    "vgg19": ("classifier.4", "flatten"),
-    "resnet18": ("avgpool", "flatten"),            # 512: the globally pooled features before fc
-    "squeezenet1_1": ("features", "mean"),         # 512 channels of the last Fire module, averaged
-}                                                  # over 13x13 positions (before the 1x1 classifier conv)
+# How a spatial output becomes a vector: "flatten" keeps every value; "mean" averages each
+# channel over its positions (global average pooling).
 POOLING = ("flatten", "mean")
 
 
@@ -49,15 +42,10 @@ def feature_layer(model):
     (fc1 after its ReLU, 128 values); on AlexNet and VGG the second fully connected
     layer after its ReLU (4096); on ResNet-18 the global average pool (512); on
     SqueezeNet 1.1 the output of its last Fire module averaged over positions (512),
-    since its classifier is a 1x1 convolution followed by global pooling.
+    since its classifier is a 1x1 convolution followed by global pooling (vizlib.layers).
     """
-    name = getattr(model, "name", None)
-    if name not in FEATURE_LAYERS:
-        raise ValueError(
-            f"no default feature layer for model {name!r} (known: {', '.join(FEATURE_LAYERS)}); "
-            "pass layer= with one of its layer names"
-        )
-    return FEATURE_LAYERS[name]
+    layer = layer_for(model, "features")
+    return layer, FEATURE_POOLING[model if isinstance(model, str) else model.name]
 
 
 def extract_features(model, images, layer=None, *, pool=None, batch_size=256, show_progress=None):

@@ -26,14 +26,9 @@ features for the content and a bank of random multi-scale filters
 (vizlib.gram_texture.random_filter_bank) for the style. Pass `style_model=` to
 use a second network for the style terms; by default one model serves both.
 
-Train the shipped network with
-    python -m vizlib.style_transfer train --style hubble_deep_field --minutes 12
+The training loop, and the command that trains the shipped network, are in
+vizlib.course.train_style_net (`make style-net`).
 """
-
-import argparse
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,20 +38,17 @@ from torch import nn
 from vizlib import config
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
-from vizlib.images import check_images, load_sample_image, resize, sample_crop
+from vizlib.images import check_images, sample_crop
+from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
 
-# The offline recipe: course-model content layer, random filter bank style layers.
-CONTENT_LAYER = "features.relu2"
+# The offline recipe: the course model's content layer, the layers of `default_style_model` for the style.
+# (VGG-19's layers, as in Gatys et al. 2016, are in vizlib.layers.)
+CONTENT_LAYER = layer_for("course", "content")
 STYLE_WEIGHTS = {"scale3.1": 1.0, "scale5.1": 1.0, "scale9.1": 1.0}
 CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
-# Gatys et al. (2016) on VGG-19: content at relu4_2, style at relu1_1 ... relu5_1.
-VGG19_CONTENT_LAYER = "features.22"
-VGG19_STYLE_WEIGHTS = {"features.1": 1.0, "features.6": 1.0, "features.11": 1.0, "features.20": 1.0, "features.29": 1.0}
 # Square crops (top, left, side) of the photographs used as styles.
 STYLE_CROPS = {"hubble_deep_field": (0, 0, 256), "immunohistochemistry": (0, 0, 256), "coffee": (0, 0, 200)}
-# Photographs the feed-forward network trains on; astronaut and chelsea are kept unseen.
-TRAINING_PHOTOGRAPHS = ("coffee", "rocket", "china", "flower", "camera", "coins", "moon", "clock")
 
 
 def default_style_model():
@@ -72,7 +64,7 @@ def content_loss(features, target):
     # END SOLUTION
 
 
-def check_weights(content_weight, style_weights, tv_weight):
+def check_loss_weights(content_weight, style_weights, tv_weight):
     """Refuse negative weights, and a loss with neither content nor style to match."""
     if not isinstance(style_weights, dict):
         raise TypeError(f"style_weights must be a dict {{layer: weight}}, got {type(style_weights).__name__}")
@@ -102,7 +94,7 @@ class StyleTransferLoss:
             raise ValueError(f"style: expected one style image (1, 3, H, W), got a batch of {len(style)}")
         style_model = model if style_model is None else style_model
         style_weights = dict(STYLE_WEIGHTS) if style_weights is None else style_weights
-        check_weights(content_weight, style_weights, tv_weight)
+        check_loss_weights(content_weight, style_weights, tv_weight)
         self.model, self.style_model = model, style_model
         self.content_layer = get_layer(model, content_layer)[0]
         self.style_weights = {get_layer(style_model, name)[0]: w for name, w in style_weights.items() if w > 0}
@@ -285,65 +277,6 @@ def stylize(net, images):
         return net(padded)[..., :h, :w].clamp(0, 1)
 
 
-def training_crops(n, size, *, photographs=TRAINING_PHOTOGRAPHS, generator=None):
-    """n random size x size crops (random scale, random flip) of the offline photographs."""
-    crops, images = [], [load_sample_image(name) for name in photographs]    # decoded once, cropped n times
-    for index in torch.randint(len(photographs), (n,), generator=generator).tolist():
-        image = images[index]
-        short = min(image.shape[-2:])
-        side = int(torch.randint(size, max(size + 1, short // 2), (1,), generator=generator))
-        top = int(torch.randint(image.shape[-2] - side + 1, (1,), generator=generator))
-        left = int(torch.randint(image.shape[-1] - side + 1, (1,), generator=generator))
-        crop = resize(image[..., top:top + side, left:left + side], size)
-        if torch.rand((), generator=generator) < 0.5:
-            crop = crop.flip(-1)
-        crops.append(crop)
-    return torch.cat(crops)
-
-
-@dataclass
-class TrainingResult:
-    net: TransformNet
-    losses: list
-    seconds: float
-
-
-def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e-3, seed=0, net=None,
-                        max_seconds=None, show_progress=None, **loss_options):
-    """Train a TransformNet so that net(c) minimises the style-transfer loss for every content c.
-
-    The loss network (`model`, and `style_model` in loss_options) is left as it is, even
-    when its weights require gradients: only the transformation network learns. Returns a
-    TrainingResult (the net in eval mode).
-    """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    loss = StyleTransferLoss(model, style, **loss_options)
-    generator = torch.Generator().manual_seed(seed)
-    if net is None:
-        with torch.random.fork_rng(devices=[]):      # seeded weights; the caller's random state is kept
-            torch.manual_seed(seed)
-            net = TransformNet()
-    net.train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-    pool = training_crops(max(64, batch_size), size, generator=generator)
-    losses, start = [], time.perf_counter()
-    for step in config.progress(range(steps), desc="training", enabled=show_progress, leave=False):
-        if step % 50 == 49:   # refresh part of the crop pool now and then
-            pool[: len(pool) // 4] = training_crops(len(pool) // 4, size, generator=generator)
-        batch = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
-        with torch.enable_grad():
-            value = loss(net(batch), loss.content_targets(batch)) / batch_size
-            optimiser.zero_grad()
-            value.backward(inputs=list(net.parameters()))   # never into the loss network's weights
-            optimiser.step()
-        losses.append(value.item())
-        if max_seconds and time.perf_counter() - start > max_seconds:
-            break
-    net.eval()
-    return TrainingResult(net, losses, time.perf_counter() - start)
-
-
 def weights_path(style):
     return config.shipped(f"style_net_{style}.pt")
 
@@ -358,37 +291,8 @@ def load_transform_net(style, path=None):
     path = Path(path) if path else weights_path(style)
     if not path.is_file():
         raise FileNotFoundError(f"no trained network at {path}; train one with "
-                                f"`python -m vizlib.style_transfer train --style {style}`")
-    with path.open("rb") as file:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+                                f"`python -m vizlib.course.train_style_net --style {style}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
     net = TransformNet()
     net.load_state_dict(state)
     return net.eval()
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="train a feed-forward style-transfer network")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train")
-    train.add_argument("--style", default="hubble_deep_field")
-    train.add_argument("--steps", type=int, default=100000)
-    train.add_argument("--minutes", type=float, default=12.0)
-    train.add_argument("--size", type=int, default=64)
-    train.add_argument("--batch-size", type=int, default=2)
-    train.add_argument("--output", default=None)
-    args = parser.parse_args(argv)
-    from vizlib.models import course_model
-
-    config.seed_everything(0)
-    result = train_transform_net(course_model(), style_image(args.style), style_model=default_style_model(),
-                                 steps=args.steps, batch_size=args.batch_size, size=args.size,
-                                 content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, max_seconds=args.minutes * 60,
-                                 show_progress=False)
-    path = args.output or weights_path(args.style)
-    torch.save(result.net.state_dict(), path)
-    print(f"trained {len(result.losses)} steps in {result.seconds / 60:.1f} min; loss "
-          f"{result.losses[0]:.3f} -> {np.mean(result.losses[-20:]):.3f}; saved {path}")
-
-
-if __name__ == "__main__":
-    main()

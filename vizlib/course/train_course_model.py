@@ -1,6 +1,6 @@
 """Train the course model and write its weights into the package, vizlib/data (`make course-model`).
 
-    python -m vizlib.train_course_model [--seed 0] [--epochs 10] [--train-size 49152]
+    python -m vizlib.course.train_course_model [--seed 0] [--epochs 10] [--train-size 49152]
 
 The training set is rendered once (about 30 s); every batch is then flipped,
 turned by multiples of 90 degrees and has its colour channels shuffled at

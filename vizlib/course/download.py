@@ -1,6 +1,6 @@
 """Fetch what the course uses online, once, with progress bars (`make download`).
 
-    python -m vizlib.download [--models squeezenet1_1 alexnet vgg19] [--no-imagenette]
+    python -m vizlib.course.download [--models squeezenet1_1 alexnet vgg19] [--no-imagenette]
 
 ImageNet weights go to torchvision's own cache (torch.hub.get_dir()), Imagenette
 (160 px, about 100 MB) to VIZLIB_CACHE. Everything works offline afterwards.

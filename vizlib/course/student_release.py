@@ -1,6 +1,6 @@
 """Cut a student release of the course for homework (`make student-release`).
 
-    python -m vizlib.student_release build/student-release
+    python -m vizlib.course.student_release build/student-release
 
 Copies the course (vizlib with its data, tests, benchmarks, notebooks and the set-up files) and
 empties every homework region: the lines between a BEGIN SOLUTION and an END SOLUTION
@@ -90,7 +90,7 @@ def build(out_dir, *, source=REPO_ROOT):
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    (out_dir / RELEASE_MARK).write_text("made by python -m vizlib.student_release; replaced when run again\n")
+    (out_dir / RELEASE_MARK).write_text("made by python -m vizlib.course.student_release; replaced when run again\n")
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.egg-info")
     for name in RELEASED:
         path = source / name
@@ -99,8 +99,8 @@ def build(out_dir, *, source=REPO_ROOT):
         elif path.exists():
             shutil.copy2(path, out_dir / name)
     regions = 0
-    for module in sorted((out_dir / "vizlib").glob("*.py")):
-        text, count = stub_solutions(module.read_text(), f"vizlib/{module.name}")
+    for module in sorted((out_dir / "vizlib").rglob("*.py")):      # subpackages too
+        text, count = stub_solutions(module.read_text(), module.relative_to(out_dir).as_posix())
         module.write_text(text)
         regions += count
     for path in sorted((out_dir / "notebooks").glob("*.ipynb")):

@@ -1,6 +1,6 @@
 """Execute every notebook and write the course as a reader sees it (`make course`).
 
-    python -m vizlib.build_course build/course [--fast]
+    python -m vizlib.course.build_course build/course [--fast]
 
 Writes, per notebook, the executed .ipynb and an .html page, plus index.html
 listing every notebook with its title and how long it took to run.

@@ -1,0 +1,107 @@
+"""Which layers each technique reads, for every model the course offers: one table, one lookup.
+
+The choices are facts about a network (where its classifier reads, which stage responds
+to object parts, where Gatys et al. matched VGG-19), so they live here once rather than
+in each technique or notebook. Names are layer names relative to the wrapped network
+(`vizlib.hooks`); a role holds one layer or several, shallow to deep.
+
+    layer_for(model, "gradient_ascent")   # "features.bn5" on the course model
+    layers_for(model, "inversion")        # a list, shallow to deep
+
+`model` is a VizModel or a model name. A model or role without an entry is an error
+naming what the table has; every technique still takes explicit layer names.
+"""
+
+# What each role is for, and which notebook uses it.
+ROLES = {
+    "features": "02 neighbours, 03 embedding: the feature vector the final classifier reads",
+    "patches": "04 patches: an early layer and one in the middle",
+    "gradient_ascent": "08 gradient ascent: a late stage whose channels respond to object parts",
+    "inversion": "10 inversion: layers to reconstruct from, shallow to deep",
+    "deepdream": "11 DeepDream: two middle layers to amplify",
+    "texture": "13 Gram textures: the layers whose Gram matrices are matched",
+    "content": "14 style transfer: the layer whose features are kept",
+    "style": "14 style transfer: the layers whose Gram matrices are matched",
+}
+
+LAYERS = {
+    "course": {
+        "features": "classifier.relu",                          # 128: fc1 + ReLU, the input of fc2
+        "patches": ("features.relu2", "features.relu3"),
+        "gradient_ascent": "features.bn5",      # before the ReLU: a unit silent on the start image has a gradient
+        "inversion": ("features.relu1", "features.relu2", "features.relu3", "features.relu5", "classifier.relu"),
+        "deepdream": ("features.relu4", "features.relu5"),
+        "texture": ("features.relu1", "features.relu2", "features.relu3", "features.relu4"),
+        "content": "features.relu2",    # its style comes from a random filter bank (vizlib.style_transfer)
+    },
+    "squeezenet1_1": {
+        "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
+        "patches": ("features.4", "features.7"),
+        "gradient_ascent": "features.12",
+        "inversion": ("features.1", "features.6.expand1x1_activation", "features.10.expand1x1_activation",
+                      "classifier.2"),
+        "deepdream": ("features.6.expand1x1_activation", "features.10.expand1x1_activation"),
+    },
+    "alexnet": {
+        "features": "classifier.5",     # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
+        "patches": ("features.4", "features.7"),
+        "gradient_ascent": "features.10",
+        "inversion": ("features.1", "features.7", "features.11", "classifier.5"),
+        "deepdream": ("features.7", "features.11"),
+    },
+    "vgg16": {
+        "features": "classifier.4",     # 4096: the second fully connected layer + ReLU
+        "patches": ("features.8", "features.15"),
+        "gradient_ascent": "features.28",
+        "inversion": ("features.1", "features.13", "features.22", "classifier.4"),
+        "deepdream": ("features.13", "features.22"),
+    },
+    "vgg19": {
+        "features": "classifier.4",
+        "patches": ("features.8", "features.17"),
+        "gradient_ascent": "features.34",
+        "inversion": ("features.1", "features.15", "features.26", "classifier.4"),
+        "deepdream": ("features.15", "features.26"),
+        # Gatys et al.: textures at conv1_1 and pool1-pool4 (here the ReLU after conv1_1);
+        # style transfer with content at relu4_2 and style at relu1_1 ... relu5_1.
+        "texture": ("features.1", "features.4", "features.9", "features.18", "features.27"),
+        "content": "features.22",
+        "style": ("features.1", "features.6", "features.11", "features.20", "features.29"),
+    },
+    "resnet18": {
+        "features": "avgpool",          # 512: the globally pooled features before fc
+        "patches": ("layer1", "layer2"),
+        "gradient_ascent": "layer4",
+        "inversion": ("relu", "layer2.0.relu", "layer3.0.relu", "layer4.1.relu"),
+        "deepdream": ("layer2.0.relu", "layer3.0.relu"),
+    },
+}
+
+# How the "features" layer's output becomes one vector per image: "flatten" keeps every value,
+# "mean" averages each channel over its positions (SqueezeNet's features are 13x13 maps).
+FEATURE_POOLING = {"course": "flatten", "squeezenet1_1": "mean", "alexnet": "flatten", "vgg16": "flatten",
+                   "vgg19": "flatten", "resnet18": "flatten"}
+
+
+def layers_for(model, role):
+    """The layers `role` uses on `model` (a VizModel or a model name), as a list, shallow to deep."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    name = model if isinstance(model, str) else getattr(model, "name", None)
+    if name not in LAYERS:
+        raise ValueError(f"no default {role} layers for model {name!r}: the table has the models "
+                         f"{', '.join(LAYERS)}; name the layers yourself")
+    roles = LAYERS[name]
+    if role not in roles:
+        raise ValueError(f"no default {role} layers for model {name!r}: it has the roles {', '.join(roles)}; "
+                         "name the layers yourself")
+    value = roles[role]
+    return [value] if isinstance(value, str) else list(value)
+
+
+def layer_for(model, role):
+    """The one layer `role` uses on `model` (a VizModel or a model name)."""
+    layers = layers_for(model, role)
+    if len(layers) != 1:
+        raise ValueError(f"the {role} role has {len(layers)} layers ({', '.join(layers)}): use layers_for")
+    return layers[0]
