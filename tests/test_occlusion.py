@@ -112,7 +112,7 @@ def test_probability_score_colour_fill_and_predicted_class_match_captum(tiny, ti
     result = occlusion(tiny, tiny_images, window=4, stride=3, fill=fill, score="probability",
                        batch_size=5, show_progress=False)
     predicted = tiny(tiny_images).argmax(1)
-    assert torch.equal(result.targets, predicted)
+    assert torch.equal(result.classes, predicted)
     expected = captum_map(tiny, tiny_images, predicted, (4, 4), (3, 3), fill, score="probability")
     torch.testing.assert_close(result.pixel_map, expected, **TOLERANCE)
 
@@ -177,13 +177,13 @@ def test_peak_positions():
         (dict(window=8, stride=-2), r"stride \(height\) must be between 1 and the window height 8"),
         (dict(window=8, stride=9), r"between 1 and the window height 8"),
         (dict(window=64, stride=0), "stride .* must be at least 1"),
-        (dict(target=8), r"class index must be between 0 and 7 \(the model has 8 classes\), got 8"),
-        (dict(target=-1), "class index must be between 0 and 7"),
-        (dict(target=[0, 1, 2]), "one class index or one per image"),
+        (dict(classes=8), r"class index out of range: valid indices are 0 to 7, got \[8, 8\]"),
+        (dict(classes=-1), "valid indices are 0 to 7"),
+        (dict(classes=[0, 1, 2]), "got 3 class indices for 2 images"),
         (dict(fill=1.5), r"fill values must be in \[0, 1\]"),
         (dict(fill=(0.1, 0.2)), "one grey level or an RGB triple"),
         (dict(score="softmax"), "score must be one of logit, probability"),
-        (dict(batch_size=0), "batch_size must be an int of at least 1"),
+        (dict(batch_size=0), "batch_size must be a positive int"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, course_images, kwargs, message):
@@ -199,8 +199,10 @@ def test_bad_types_and_empty_batch(course, course_images):
     before = fingerprint(course)
     with pytest.raises(TypeError, match="window must be an int or a pair"):
         occlusion(course, images, window=8.0)
-    with pytest.raises(TypeError, match="integer class indices"):
-        occlusion(course, images, target=1.0)
+    with pytest.raises(TypeError, match="class indices must be integers"):
+        occlusion(course, images, classes=1.0)
+    with pytest.raises(TypeError, match="batch_size must be a positive int"):
+        occlusion(course, images, batch_size=2.0)
     with pytest.raises(TypeError, match="float tensor"):
         occlusion(course, (images * 255).to(torch.uint8))
     with pytest.raises(ValueError, match="empty batch"):

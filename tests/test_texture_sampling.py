@@ -284,7 +284,7 @@ def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per
         nearest_window_distance(images, samples, 6)
     with pytest.raises(ValueError, match="one sample or one per image"):
         nearest_window_distance(images, torch.cat([samples, samples[:1]]), 3)
-    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+    with pytest.raises(ValueError, match="stride must be a positive int"):
         nearest_window_distance(images, samples, 3, stride=0)
 
 def test_histogram_noise_takes_its_pixels_from_the_sample():
@@ -293,6 +293,7 @@ def test_histogram_noise_takes_its_pixels_from_the_sample():
     rows, cols = noise.source[..., 0], noise.source[..., 1]
     assert noise.image.shape == (1, 3, 9, 8)
     assert torch.equal(noise.image[0], sample[0][:, rows, cols])
+
 
 
 def test_texture_samples_are_course_images():

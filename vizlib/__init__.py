@@ -7,6 +7,7 @@ Core modules (used by every notebook):
     datasets    images for a model: course data, Imagenette, offline photographs
     models      the model wrapper, the course model, torchvision ImageNet models
     hooks       layers by name, hooks that always clean up
+    arguments   the class argument, predictions and batch sizes, checked in one place
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop
     plotting    image grids and heat-map overlays
 

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from vizlib.arguments import check_classes, resolve_classes
 from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
-from vizlib.optim import check_classes
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")
@@ -177,14 +177,16 @@ def _pixels(images):
     return images.detach().clone().requires_grad_(True)
 
 
-def class_gradient(model, images, classes, *, rule="guided"):
+def class_gradient(model, images, classes=None, *, rule="guided"):
     """Gradient of the unnormalised class scores w.r.t. the images (N, 3, H, W) under `rule`.
 
-    `model` is a VizModel, or any network returning (N, classes) scores (as in the tests).
+    classes: None (each image's predicted class), one int for every image, or one index
+    per image. `model` is a VizModel, or any network returning (N, classes) scores (as in
+    the tests).
     """
     _check_rule(rule)
-    if hasattr(model, "class_names"):  # fail before any work
-        classes = check_classes(model, classes, len(images)).to(images.device)
+    if classes is None or hasattr(model, "class_names"):  # fail before any work
+        classes = resolve_classes(model, images, classes)
     pixels = _pixels(images)
     with torch.enable_grad():
         with modified_relus(model, rule):
@@ -196,13 +198,19 @@ def class_gradient(model, images, classes, *, rule="guided"):
     return grad
 
 
-def guided_backprop(model, images, classes):
-    """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W)."""
+def guided_backprop(model, images, classes=None):
+    """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W).
+
+    classes: None (each image's predicted class), one int for every image, or one per image.
+    """
     return class_gradient(model, images, classes, rule="guided")
 
 
-def deconvnet(model, images, classes):
-    """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W)."""
+def deconvnet(model, images, classes=None):
+    """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W).
+
+    classes: None (each image's predicted class), one int for every image, or one per image.
+    """
     return class_gradient(model, images, classes, rule="deconvnet")
 
 
@@ -364,18 +372,19 @@ class RandomizationResult:
         return (~self.correlations[rule].isnan()).sum(1)
 
 
-def cascading_randomization(model, images, classes, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
+def cascading_randomization(model, images, classes=None, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 
     For each step of `cascading_copies`, the map of every rule is compared with the trained
     model's map of the same rule: Spearman correlation of |map| (max over colour channels)
-    per image. The class explained stays `classes` throughout. A map that is all zeros (the
-    class score cut off by a ReLU for every pixel, as can happen after SqueezeNet's last
-    ReLU) has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    per image. The class explained stays `classes` throughout (None: each image's class
+    as the trained model predicts it). A map that is all zeros (the class score cut off by
+    a ReLU for every pixel, as can happen after SqueezeNet's last ReLU) has no correlation
+    (NaN) and is left out of the means. Returns a RandomizationResult.
     """
     for rule in rules:
         _check_rule(rule)
-    classes = check_classes(model, classes, len(images))
+    classes = resolve_classes(model, images, classes)
     trained = {rule: class_gradient(model, images, classes, rule=rule) for rule in rules}
     layers = ["trained"]
     correlations = {rule: [rank_correlation(magnitude(trained[rule]), magnitude(trained[rule]))] for rule in rules}

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.plotting import FONT_SIZE, _as_display_array, overlay
@@ -31,7 +32,7 @@ SCORES = ("logit", "probability")
 class OcclusionResult(NamedTuple):
     grid: torch.Tensor         # (N, rows, cols) score drop per window position
     pixel_map: torch.Tensor    # (N, H, W) score drop per pixel, averaged over covering windows
-    targets: torch.Tensor      # (N,) the class whose score was watched
+    classes: torch.Tensor      # (N,) the class whose score was watched
     scores: torch.Tensor       # (N,) that class's score on the unoccluded image
     row_starts: torch.Tensor   # (rows,) top edge of each window row
     col_starts: torch.Tensor   # (cols,) left edge of each window column
@@ -109,27 +110,6 @@ def _check_fill(fill, images):
     return fill.reshape(-1, 1, 1).expand(3, 1, 1)
 
 
-def _check_targets(target, scores):
-    n, num_classes = scores.shape
-    if target is None:
-        return scores.argmax(1)
-    targets = torch.as_tensor(target, device=scores.device)
-    if targets.is_floating_point() or targets.dtype == torch.bool:
-        raise TypeError(f"target must be an int or integer class indices, got dtype {targets.dtype}")
-    targets = targets.long().reshape(-1)
-    if targets.numel() == 1:
-        targets = targets.expand(n)
-    if targets.numel() != n:
-        raise ValueError(f"target must be one class index or one per image ({n}), got {targets.numel()}")
-    bad = (targets < 0) | (targets >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"class index must be between 0 and {num_classes - 1} (the model has {num_classes} classes), "
-            f"got {targets[bad][0].item()}"
-        )
-    return targets
-
-
 def _check_eval_mode(model):
     """Refuse layers that behave differently in training (their forward would change or randomise them)."""
     stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
@@ -145,11 +125,11 @@ def _score(logits, score):
     return logits if score == "logit" else logits.softmax(1)
 
 
-def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch_size=256,
+def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batch_size=256,
               score="logit", show_progress=None):
     """Occlusion sensitivity of `model` for `images` (N, 3, H, W) in [0, 1].
 
-    target:     class index per image (int, list or tensor); None takes each image's predicted class.
+    classes:    None (each image's predicted class), one int for every image, or one index per image.
     window:     side of the occluding square in pixels (int) or (height, width).
     stride:     step between window positions, between 1 and the window side.
     fill:       value of the occluded pixels: a grey level in [0, 1] or an RGB triple.
@@ -157,15 +137,14 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
     score:      "logit" (the unnormalised class score, default) or "probability" (after softmax).
 
     Returns an `OcclusionResult` with the window `grid` (N, rows, cols), the per-pixel
-    `pixel_map` (N, H, W), the targets and the unoccluded scores. The model is only
+    `pixel_map` (N, H, W), the classes watched and their unoccluded scores. The model is only
     evaluated (under torch.no_grad); nothing about it changes.
     """
     check_images(images)
     _check_eval_mode(model)
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int of at least 1, got {batch_size!r}")
+    check_batch_size(batch_size)
     n, _, height, width = images.shape
     if n == 0:
         raise ValueError("images is an empty batch; expected at least one image")
@@ -184,8 +163,9 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
         scores = evaluate(images)
         if scores.dim() != 2:
             raise ValueError(f"the model must return (N, classes) scores, got shape {tuple(scores.shape)}")
-        targets = _check_targets(target, scores)
-        base = scores.gather(1, targets[:, None])[:, 0]
+        # the prediction is the top class of these very scores (softmax keeps the order)
+        classes = scores.argmax(1) if classes is None else check_classes(scores.shape[1], classes, n).to(device)
+        base = scores.gather(1, classes[:, None])[:, 0]
 
         rows = cover_matrix(height, wh, sh, device)                # (R, H)
         cols = cover_matrix(width, ww, sw, device)                 # (C, W)
@@ -199,13 +179,13 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
             # BEGIN SOLUTION
             mask = rows[window_index // n_cols, :, None] & cols[window_index % n_cols, None, :]  # (B, H, W)
             copies = torch.where(mask[:, None], fill, images[image_index])                       # (B, 3, H, W)
-            occluded = evaluate(copies).gather(1, targets[image_index, None])[:, 0]
+            occluded = evaluate(copies).gather(1, classes[image_index, None])[:, 0]
             drops[start:start + len(index)] = base[image_index] - occluded
             # END SOLUTION
 
     grid = drops.reshape(n, n_rows, n_cols)
     return OcclusionResult(
-        grid=grid, pixel_map=grid_to_pixels(grid, rows, cols), targets=targets, scores=base,
+        grid=grid, pixel_map=grid_to_pixels(grid, rows, cols), classes=classes, scores=base,
         row_starts=window_starts(height, wh, sh), col_starts=window_starts(width, ww, sw),
         window=(wh, ww), stride=(sh, sw),
     )

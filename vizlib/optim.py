@@ -16,32 +16,9 @@ from dataclasses import dataclass, field
 import torch
 import torchvision.transforms.functional as TF
 
+from vizlib.arguments import check_classes, check_positive, check_positive_int
 from vizlib.config import progress
 from vizlib.images import check_images
-
-
-def check_classes(model, classes, n=None):
-    """Class indices as a LongTensor of length n; an int is used for every image.
-
-    `model` is a model with `class_names`, or the number of classes itself. With n=None
-    the indices are taken as given (one or more).
-    """
-    count = model if isinstance(model, int) else len(model.class_names)
-    raw = torch.as_tensor(classes)
-    if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
-        raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
-    classes = raw.to(torch.long).flatten()
-    if n is None:
-        if classes.numel() == 0:
-            raise ValueError("no classes given")
-        n = classes.numel()
-    if classes.numel() == 1:
-        classes = classes.expand(n)
-    if classes.numel() != n:
-        raise ValueError(f"got {classes.numel()} class indices for {n} images")
-    if n and (classes.min() < 0 or classes.max() >= count):
-        raise ValueError(f"class index out of range: valid indices are 0 to {count - 1}, got {classes.tolist()}")
-    return classes
 
 
 def score_gradient(model, images, classes):
@@ -135,9 +112,7 @@ def optimize_image(
     of taking the step `lr` blindly; it assumes a deterministic objective (no jitter).
     """
     check_images(init, name="init")
-    for name, value in (("steps", steps), ("lr", lr)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
+    steps, lr = check_positive_int(steps, "steps"), check_positive(lr, "lr")
     if parameterization not in ("clamp", "sigmoid"):
         raise ValueError(f"parameterization must be 'clamp' or 'sigmoid', got {parameterization!r}")
     generator = torch.Generator().manual_seed(seed)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib import config
+from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, load_sample_image, resize, sample_crop
@@ -315,8 +316,8 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
     when its weights require gradients: only the transformation network learns. Returns a
     TrainingResult (the net in eval mode).
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    check_positive_int(steps, "steps")
+    check_batch_size(batch_size)
     loss = StyleTransferLoss(model, style, **loss_options)
     generator = torch.Generator().manual_seed(seed)
     if net is None:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.config import progress
 from vizlib.images import check_images, sample_crop
 
@@ -304,9 +305,8 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
     """
     if mode not in ("batched", "strict"):
         raise ValueError(f"mode must be 'batched' or 'strict', got {mode!r}")
-    for name, value in (("batch_size", batch_size), ("spacing", spacing)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    check_batch_size(batch_size)
+    check_positive_int(spacing, "spacing")
     if not tolerance >= 0 or not max_error > 0:
         raise ValueError(f"tolerance must be >= 0 and max_error > 0, got {tolerance} and {max_error}")
     texture = _prepare(sample, window)
@@ -489,8 +489,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
     smallest = min(*images.shape[-2:], *sample.shape[-2:])
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= smallest:
         raise ValueError(f"window must be an int between 1 and {smallest} (the smallest image side), got {window!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    check_positive_int(stride, "stride")
     distances = []
     with torch.no_grad():
         references = [F.unfold(one[None], window)[0] for one in sample]           # (3 k k, L) each
