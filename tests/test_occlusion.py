@@ -87,24 +87,24 @@ def course_captum(course, course_images):
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, "all"])
-def test_pixel_map_equals_captum_on_course_model(course, course_images, course_captum, batch_size):
+def test_maps_equal_captum_on_course_model(course, course_images, course_captum, batch_size):
     images, labels = course_images
     batch = len(images) * 6 * 6 if batch_size == "all" else batch_size
     before = fingerprint(course)
     result = occlusion(course, images, labels, batch_size=batch, show_progress=False, **COURSE_CASE)
     assert_unchanged(course, before)
-    assert result.grid.shape == (2, 6, 6) and result.pixel_map.shape == (2, 64, 64)
-    torch.testing.assert_close(result.pixel_map, course_captum, **TOLERANCE)
+    assert result.grid.shape == (2, 6, 6) and result.maps.shape == (2, 64, 64)
+    torch.testing.assert_close(result.maps, course_captum, **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, "all"])
-def test_pixel_map_equals_captum_on_hand_built_model(tiny, tiny_images, batch_size):
+def test_maps_equal_captum_on_hand_built_model(tiny, tiny_images, batch_size):
     batch = len(tiny_images) * 4 * 5 if batch_size == "all" else batch_size
     targets = torch.tensor([0, 3, 4])
     result = occlusion(tiny, tiny_images, targets, batch_size=batch, show_progress=False, **TINY_CASE)
     assert result.grid.shape == (3, 4, 5)
     expected = captum_map(tiny, tiny_images, targets, TINY_CASE["window"], TINY_CASE["stride"], TINY_CASE["fill"])
-    torch.testing.assert_close(result.pixel_map, expected, **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected, **TOLERANCE)
 
 
 def test_probability_score_colour_fill_and_predicted_class_match_captum(tiny, tiny_images):
@@ -114,7 +114,7 @@ def test_probability_score_colour_fill_and_predicted_class_match_captum(tiny, ti
     predicted = tiny(tiny_images).argmax(1)
     assert torch.equal(result.classes, predicted)
     expected = captum_map(tiny, tiny_images, predicted, (4, 4), (3, 3), fill, score="probability")
-    torch.testing.assert_close(result.pixel_map, expected, **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected, **TOLERANCE)
 
 
 def test_grid_equals_brute_force_loop(course, course_images, tiny, tiny_images):
@@ -157,7 +157,7 @@ def test_whole_image_window_gives_one_position(course, course_images):
         expected = course(images).gather(1, labels[:, None])[:, 0] - course(grey)[:, labels].diagonal()
     assert result.grid.shape == (2, 1, 1)
     torch.testing.assert_close(result.grid[:, 0, 0], expected, **TOLERANCE)
-    torch.testing.assert_close(result.pixel_map, expected[:, None, None].expand(2, 64, 64), **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected[:, None, None].expand(2, 64, 64), **TOLERANCE)
 
 
 def test_peak_positions():

@@ -148,7 +148,7 @@ def random_sign_noise(images, epsilon, *, seed=0):
     return (images.detach() + epsilon * signs.to(images.device)).clamp(0, 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FoolingResult:
     images: torch.Tensor    # (N, 3, H, W) in [0, 1]
     steps: torch.Tensor     # (N,) gradient steps taken by each image

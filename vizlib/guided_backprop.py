@@ -357,7 +357,7 @@ def cascading_copies(model, steps=None, *, seed=0):
         yield name, randomised
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomizationResult:
     layers: list          # ["trained", then the group randomised last at each step (top first)]
     correlations: dict    # rule -> (steps + 1, N) Spearman correlation of |map| with the trained map

@@ -5,7 +5,7 @@ Each occluded copy goes through the model, and the drop of the class score,
 score(original) - score(occluded), is recorded for that window position:
 
 - `grid`: one number per window position, (N, rows, cols), the coarse map;
-- `pixel_map`: one number per pixel, (N, H, W), the average drop over all the
+- `maps`: one number per pixel, (N, H, W), the average drop over all the
   windows that cover the pixel.
 
 The layout follows captum's `Occlusion`: the first window sits in the top-left
@@ -15,7 +15,7 @@ and is then cut off (smaller than the others). A positive value means hiding
 that part lowers the score: the model needs it.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
@@ -29,9 +29,10 @@ from vizlib.plotting import FONT_SIZE, _as_display_array, overlay
 SCORES = ("logit", "probability")
 
 
-class OcclusionResult(NamedTuple):
+@dataclass(frozen=True)
+class OcclusionResult:
+    maps: torch.Tensor         # (N, H, W) score drop per pixel, averaged over covering windows
     grid: torch.Tensor         # (N, rows, cols) score drop per window position
-    pixel_map: torch.Tensor    # (N, H, W) score drop per pixel, averaged over covering windows
     classes: torch.Tensor      # (N,) the class whose score was watched
     scores: torch.Tensor       # (N,) that class's score on the unoccluded image
     row_starts: torch.Tensor   # (rows,) top edge of each window row
@@ -136,8 +137,8 @@ def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batc
     batch_size: occluded copies per forward pass (copies of several images may share a batch).
     score:      "logit" (the unnormalised class score, default) or "probability" (after softmax).
 
-    Returns an `OcclusionResult` with the window `grid` (N, rows, cols), the per-pixel
-    `pixel_map` (N, H, W), the classes watched and their unoccluded scores. The model is only
+    Returns an `OcclusionResult` with the per-pixel `maps` (N, H, W), the window `grid`
+    (N, rows, cols), the classes watched and their unoccluded scores. The model is only
     evaluated (under torch.no_grad); nothing about it changes.
     """
     check_images(images)
@@ -185,7 +186,7 @@ def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batc
 
     grid = drops.reshape(n, n_rows, n_cols)
     return OcclusionResult(
-        grid=grid, pixel_map=grid_to_pixels(grid, rows, cols), classes=classes, scores=base,
+        maps=grid_to_pixels(grid, rows, cols), grid=grid, classes=classes, scores=base,
         row_starts=window_starts(height, wh, sh), col_starts=window_starts(width, ww, sw),
         window=(wh, ww), stride=(sh, sw),
     )
@@ -203,7 +204,7 @@ def largest_drop_points(result):
     For a window cut off at the image edge, the centre of its visible part.
     """
     best = peak_positions(result.grid).cpu()
-    height, width = result.pixel_map.shape[-2:]
+    height, width = result.maps.shape[-2:]
     points = []
     for starts, index, window, size in zip(
         (result.row_starts, result.col_starts), best.T, result.window, (height, width)
@@ -226,7 +227,7 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
     points = largest_drop_points(result)
     fig, axes = plt.subplots(3, n, figsize=(size * n + 0.8, 3 * size + 0.4), squeeze=False)
     for i in range(n):
-        grid, pixel_map = result.grid[i].cpu().numpy(), result.pixel_map[i].cpu().numpy()
+        grid, pixel_map = result.grid[i].cpu().numpy(), result.maps[i].cpu().numpy()
         limit = max(float(abs(grid).max()), 1e-12)
         axes[0, i].imshow(_as_display_array(images[i].cpu()))
         axes[1, i].imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)

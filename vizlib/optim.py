@@ -11,7 +11,7 @@ so a model's parameters, flags and `.grad` fields are never touched.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.functional as TF
@@ -83,10 +83,10 @@ def gaussian_blur(images, sigma):
     return TF.gaussian_blur(images, kernel_size=[size, size], sigma=[sigma, sigma])
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimizationResult:
-    images: torch.Tensor
-    losses: list = field(default_factory=list)
+    images: torch.Tensor    # (N, 3, H, W) in [0, 1], after the last step
+    losses: tuple           # the loss at each step
 
 
 class DivergenceError(FloatingPointError):
@@ -139,7 +139,7 @@ def optimize_image(
     if line_search and optimizer != "lbfgs":
         raise ValueError(f"line_search applies to optimizer='lbfgs' only, got {optimizer!r}")
     opt = optimizers[optimizer]()
-    result = OptimizationResult(images=init)
+    losses = []
     bar = progress(range(steps), desc=desc, enabled=show_progress, leave=False)
 
     for step in bar:
@@ -160,7 +160,7 @@ def optimize_image(
             else:
                 loss = closure()
                 opt.step()
-        result.losses.append(loss.item())
+        losses.append(loss.item())
         with torch.no_grad():
             if parameterization == "clamp":
                 variable.clamp_(0, 1)
@@ -171,6 +171,5 @@ def optimize_image(
                 callback(step, images)
                 set_images(images)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{result.losses[-1]:.4g}")
-    result.images = images_of(variable).detach().clamp(0, 1)
-    return result
+            bar.set_postfix(loss=f"{losses[-1]:.4g}")
+    return OptimizationResult(images_of(variable).detach().clamp(0, 1), tuple(losses))

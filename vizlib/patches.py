@@ -245,7 +245,7 @@ def receptive_field(model, layer):
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class TopActivations:
     """For each channel of `layer`, the k images whose maximum activation in that channel is largest.
 

@@ -301,10 +301,10 @@ def training_crops(n, size, *, photographs=TRAINING_PHOTOGRAPHS, generator=None)
     return torch.cat(crops)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingResult:
     net: TransformNet
-    losses: list
+    losses: tuple       # the training loss at each step
     seconds: float
 
 
@@ -341,7 +341,7 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
         if max_seconds and time.perf_counter() - start > max_seconds:
             break
     net.eval()
-    return TrainingResult(net, losses, time.perf_counter() - start)
+    return TrainingResult(net, tuple(losses), time.perf_counter() - start)
 
 
 def weights_path(style):
