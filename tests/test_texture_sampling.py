@@ -14,7 +14,7 @@ import torch
 
 from vizlib.texture_sampling import (
     TEXTURE_CROPS, causal_offsets, efros_leung, gaussian_window, histogram_noise, load_texture,
-    nearest_window_distance, pick_windows, scanline_synthesis, shuffle_pixels, windowed_ssd,
+    nearest_window_distance, pick_windows, scanline_synthesis, shuffle_pixels, source_map_image, windowed_ssd,
 )
 
 
@@ -293,6 +293,14 @@ def test_histogram_noise_takes_its_pixels_from_the_sample():
     rows, cols = noise.source[..., 0], noise.source[..., 1]
     assert noise.images.shape == (1, 3, 9, 8)
     assert torch.equal(noise.images[0], sample[0][:, rows, cols])
+
+
+def test_source_map_image_colours_rows_red_and_columns_green():
+    source = torch.tensor([[[0, 0], [4, 9]], [[2, 3], [4, 0]]])   # (2, 2, 2): pixels copied from a 5x10 sample
+    picture = source_map_image(source, (1, 3, 5, 10))
+    assert isinstance(picture, np.ndarray) and picture.shape == (2, 2, 3)
+    expected = [[[0, 0, 0.5], [1, 1, 0.5]], [[0.5, 3 / 9, 0.5], [1, 0, 0.5]]]
+    assert np.allclose(picture, expected)
 
 
 def test_texture_samples_are_course_images():

@@ -24,7 +24,7 @@ from torch import nn
 from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.plotting import FONT_SIZE, _as_display_array, overlay
+from vizlib.plotting import FONT_SIZE, _as_display_array, overlay_image
 
 SCORES = ("logit", "probability")
 
@@ -231,7 +231,7 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
         limit = max(float(abs(grid).max()), 1e-12)
         axes[0, i].imshow(_as_display_array(images[i].cpu()))
         axes[1, i].imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axes[2, i].imshow(overlay(images[i].cpu(), pixel_map, alpha=alpha))
+        axes[2, i].imshow(overlay_image(images[i].cpu(), pixel_map, alpha=alpha))
         row, col = points[i].tolist()
         axes[2, i].plot(col, row, marker="+", color="white", markersize=16, markeredgewidth=3)
         if titles is not None:

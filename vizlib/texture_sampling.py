@@ -505,7 +505,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
     return torch.stack(distances)
 
 
-def show_source_map(source, sample_shape):
+def source_map_image(source, sample_shape):
     """Where each output pixel came from, as colours: (H, W, 3) with row -> red, column -> green.
 
     Smooth patches of colour are pieces of the sample copied whole; a speckled map is a
