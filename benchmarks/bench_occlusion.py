@@ -58,7 +58,7 @@ SETTINGS = {"course": course_setting, "squeezenet": squeezenet_setting}
 def _functions(model, images, labels, window, stride):
     def vizlib_map(batch_size):
         return occlusion(model, images, labels, window=window, stride=stride, fill=FILL,
-                         batch_size=batch_size, show_progress=False).pixel_map
+                         batch_size=batch_size, show_progress=False).maps
 
     def captum_map(perturbations_per_eval, channels_last=False):
         inputs = images.contiguous(memory_format=torch.channels_last) if channels_last else images

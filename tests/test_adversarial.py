@@ -18,8 +18,9 @@ from torch import nn  # noqa: E402
 
 from model_state import assert_unchanged, fingerprint  # noqa: E402
 from vizlib.adversarial import (  # noqa: E402
-    fgsm, fooling_image, perturbation_norms, pgd, predict, random_sign_noise, show_attack,
+    fgsm, fooling_image, perturbation_norms, pgd, random_sign_noise, show_attack,
 )
+from vizlib.arguments import predict  # noqa: E402
 from vizlib.models import VizModel, freeze  # noqa: E402
 
 SIZE, HIDDEN, CLASSES = 4, 6, 4
@@ -95,8 +96,7 @@ def documented_start_noise(shape, seed):
 
 def other_classes(model, x):
     """A target for each image that its current prediction is not."""
-    current, _ = predict(model, x)
-    return (current + 1) % CLASSES
+    return (predict(model, x).classes + 1) % CLASSES
 
 
 # ---------------------------------------------------------------- FGSM and PGD against the oracle
@@ -122,7 +122,7 @@ def test_fgsm_defaults_to_the_current_prediction_and_can_target(tiny, images):
     assert torch.equal(fgsm(tiny, images, epsilon=0.05), torch.from_numpy(hand_fgsm(hand, x, predicted, 0.05)))
     targets = other_classes(tiny, images)
     expected = hand_fgsm(hand, x, targets.numpy(), 0.05, targeted=True)
-    assert torch.equal(fgsm(tiny, images, epsilon=0.05, targets=targets), torch.from_numpy(expected))
+    assert torch.equal(fgsm(tiny, images, targets, epsilon=0.05, targeted=True), torch.from_numpy(expected))
 
 
 @pytest.mark.parametrize("random_start", [True, False])
@@ -143,7 +143,7 @@ def test_pgd_targeted_and_default_step_size_match_hand_derivation(tiny, images):
     # Madry et al.'s rule of thumb: 2.5 * epsilon / steps, so the walk can cross the ball.
     expected = hand_pgd(HandModel(tiny), images.numpy(), targets.numpy(), epsilon, steps,
                         2.5 * epsilon / steps, noise, targeted=True)
-    result = pgd(tiny, images, epsilon=epsilon, steps=steps, targets=targets, seed=3, show_progress=False)
+    result = pgd(tiny, images, targets, epsilon=epsilon, steps=steps, targeted=True, seed=3, show_progress=False)
     assert torch.equal(result, torch.from_numpy(expected))
 
 
@@ -223,7 +223,7 @@ def test_fooling_image_on_the_course_model(course):
     targets = (labels + 4) % 8
     result = fooling_image(course, x, targets, step_size=0.25, max_steps=100, show_progress=False)
     assert result.success.all()
-    assert torch.equal(predict(course, result.images)[0], targets)
+    assert torch.equal(predict(course, result.images).classes, targets)
 
 
 # ---------------------------------------------------------------- the baseline and the helpers
@@ -259,11 +259,13 @@ def test_show_attack_draws_three_columns(tiny, images):
 
 
 def _calls(targets):
+    """Each attack as call(model, images, classes=None, targeted=False); fooling_image is always targeted."""
     return {
-        "fgsm": lambda m, x, **kw: fgsm(m, x, epsilon=0.1, **kw),
-        "pgd": lambda m, x, **kw: pgd(m, x, epsilon=0.1, steps=2, show_progress=False, **kw),
-        "fooling_image": lambda m, x, **kw: fooling_image(m, x, kw.pop("targets", targets), show_progress=False,
-                                                          **kw),
+        "fgsm": lambda m, x, classes=None, targeted=False: fgsm(m, x, classes, epsilon=0.1, targeted=targeted),
+        "pgd": lambda m, x, classes=None, targeted=False: pgd(m, x, classes, epsilon=0.1, steps=2,
+                                                              targeted=targeted, show_progress=False),
+        "fooling_image": lambda m, x, classes=targets, targeted=True: fooling_image(m, x, classes,
+                                                                                   show_progress=False),
     }
 
 
@@ -284,25 +286,28 @@ def test_class_index_out_of_range(tiny, images, name):
     call = _calls(other_classes(tiny, images))[name]
     before = fingerprint(tiny)
     with pytest.raises(ValueError, match="valid indices are 0 to 3"):
-        call(tiny, images, targets=torch.tensor([0, 1, 2, 3, 4]))
+        call(tiny, images, torch.tensor([0, 1, 2, 3, 4]), targeted=True)
     with pytest.raises(ValueError, match="valid indices are 0 to 3"):
-        call(tiny, images, targets=-1)
+        call(tiny, images, -1, targeted=True)
     if name != "fooling_image":
         with pytest.raises(ValueError, match="valid indices are 0 to 3"):
-            call(tiny, images, labels=torch.tensor([0, 1, 9, 3, 1]))
+            call(tiny, images, torch.tensor([0, 1, 9, 3, 1]))
         with pytest.raises(ValueError, match="3 class indices for 5 images"):
-            call(tiny, images, labels=torch.tensor([0, 1, 2]))
+            call(tiny, images, torch.tensor([0, 1, 2]))
+        with pytest.raises(ValueError, match="a targeted attack needs classes"):
+            call(tiny, images, targeted=True)
+        with pytest.raises(TypeError, match="targeted must be True or False"):
+            call(tiny, images, 1, targeted=1)
     assert_unchanged(tiny, before)
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd", "fooling_image"])
 def test_target_equal_to_the_current_prediction(tiny, images, name):
-    current, _ = predict(tiny, images)
     targets = other_classes(tiny, images)
-    targets[2] = current[2]
+    targets[2] = predict(tiny, images).classes[2]
     before = fingerprint(tiny)
     with pytest.raises(ValueError, match=r"image\(s\) \[2\] are already predicted as their target"):
-        _calls(targets)[name](tiny, images, targets=targets)
+        _calls(targets)[name](tiny, images, targets, targeted=True)
     assert_unchanged(tiny, before)
 
 
@@ -329,11 +334,11 @@ def test_wrong_shapes_and_settings(tiny, images):
         pgd(tiny, images[:, :1], epsilon=0.1)
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         fooling_image(tiny, images * 255, 0)
-    with pytest.raises(ValueError, match="steps must be a whole number of at least 1"):
+    with pytest.raises(ValueError, match="steps must be a positive int"):
         pgd(tiny, images, epsilon=0.1, steps=0)
     with pytest.raises(ValueError, match="step_size must be a positive number"):
         pgd(tiny, images, epsilon=0.1, step_size=-0.01)
-    with pytest.raises(ValueError, match="max_steps must be a whole number of at least 1"):
+    with pytest.raises(ValueError, match="max_steps must be a positive int"):
         fooling_image(tiny, images, other_classes(tiny, images), max_steps=0)
     with pytest.raises(ValueError, match="differ in shape"):
         perturbation_norms(images, images[:2])

@@ -90,6 +90,8 @@ def test_pca_matches_an_svd():
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     expected = centred @ vt[:2].T
     projected = pca(torch.from_numpy(points), 2)
+    assert isinstance(projected, torch.Tensor) and projected.dtype == torch.float32
+    projected = projected.numpy()
     for j in range(2):  # each component is defined up to its sign
         sign = np.sign(projected[:, j] @ expected[:, j])
         np.testing.assert_allclose(sign * projected[:, j], expected[:, j], rtol=1e-3, atol=1e-3)
@@ -120,6 +122,8 @@ def test_tsne_runs_on_the_pca_reduced_features(monkeypatch, n, d, expected):
 def test_tsne_is_deterministic_by_seed_and_separates_blobs():
     points, labels = blobs()
     first = tsne(points, perplexity=10, seed=1, n_iter=250)
+    assert isinstance(first, torch.Tensor) and first.dtype == torch.float32
+    first = first.numpy()
     np.testing.assert_array_equal(first, tsne(points, perplexity=10, seed=1, n_iter=250))
     assert first.shape == (len(points), 2)
     randomly = tsne(points, perplexity=10, seed=1, init="random", n_iter=100)

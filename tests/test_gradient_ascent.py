@@ -8,7 +8,7 @@ from torch import nn
 from model_state import assert_unchanged, fingerprint
 from vizlib.gradient_ascent import (
     GREY, AscentSettings, class_visualization, default_layer, clip_small_gradients, clip_small_values, high_frequency_share,
-    settings_for, shift_rescale, start_image, target_scores, transform_robustness, unit_visualization,
+    settings_for, shift_rescale, start_image, transform_robustness, unit_visualization,
 )
 from vizlib.models import VizModel, freeze, random_imagenet_model
 from vizlib.optim import DivergenceError, gaussian_blur
@@ -177,7 +177,7 @@ def test_results_are_valid_images_and_the_model_is_unchanged(course):
     (lambda m: class_visualization(m, [0], settings_for(m, steps=0), show_progress=False), "steps"),
     (lambda m: class_visualization(m, [], show_progress=False), "no classes"),
     (lambda m: unit_visualization(m, "features.bn5", [], show_progress=False), "no channels"),
-    (lambda m: transform_robustness(m, start_image(1, 64), [0], n=0), "at least 1"),
+    (lambda m: transform_robustness(m, start_image(1, 64), [0], n=0), "n .* must be a positive int"),
 ])
 def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, call, message):
     before = fingerprint(course)
@@ -223,18 +223,9 @@ def test_transform_robustness_without_transforms_is_accuracy(course):
     classes = torch.cat([predicted[:3], (predicted[3:] + 1) % 8])  # right for three, wrong for three
     same = transform_robustness(course, images, classes, n=3, max_shift=0, scale_range=(1, 1))
     assert same.tolist() == [1, 1, 1, 0, 0, 0]
+    assert transform_robustness(course, images, n=3, max_shift=0, scale_range=(1, 1)).tolist() == [1] * 6
     shaken = transform_robustness(course, images, classes, n=8, seed=1)
     assert shaken.shape == (6,) and ((shaken * 8) == (shaken * 8).round()).all()
-
-
-def test_target_scores(tiny_model):
-    images = torch.rand(3, 3, 6, 6, dtype=torch.float64)
-    scores, probabilities = target_scores(tiny_model, images, [0, 2, 4])
-    with torch.no_grad():
-        logits = tiny_model(images)
-    rows = torch.arange(3)
-    assert torch.allclose(scores, logits[rows, [0, 2, 4]])
-    assert torch.allclose(probabilities, torch.exp(scores) / torch.exp(logits).sum(1))
 
 
 def test_channels_and_a_neuron_of_random_squeezenet():

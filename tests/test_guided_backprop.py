@@ -145,6 +145,23 @@ def test_shortcuts_and_plain_rule(course, shapes):
     assert_close(class_gradient(course, images, labels, rule="plain"), plain)
 
 
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_classes_default_to_the_prediction_as_captum_explains_it(course, shapes, rule):
+    images, _ = shapes
+    with torch.no_grad():
+        predicted = course(images).argmax(1)
+    before = fingerprint(course)
+    ours = {"guided": guided_backprop, "deconvnet": deconvnet}[rule](course, images)
+    assert_unchanged(course, before)
+    assert_close(ours, captum(ORACLES[rule], course, images, target=predicted))
+    net = frozen(InPlaceNet)  # a plain network, without class names, predicts the same way
+    plain_images = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        plain_predicted = net(plain_images).argmax(1)
+    expected = captum(ORACLES[rule], net, plain_images, target=plain_predicted)
+    assert_close(class_gradient(net, plain_images, rule=rule), expected)
+
+
 def gradient_through_modified_relus(net, rule, images, classes):
     """The class-score gradient with `modified_relus` on, and how many ReLU calls it modified."""
     pixels = images.clone().requires_grad_(True)

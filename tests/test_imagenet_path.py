@@ -77,12 +77,12 @@ TECHNIQUES = {
     "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualization(
         model, [0, 1], settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
     "occlusion map (16 windows)": lambda model, images: occlusion(
-        model, images, window=56, stride=56, show_progress=False).pixel_map,
+        model, images, window=56, stride=56, show_progress=False).maps,
     "nearest neighbours in feature space": lambda model, images: nearest_neighbours(
         extract_features(model, images, show_progress=False), 1)[0],
-    "t-SNE of features (8 shifted copies)": lambda model, images: torch.from_numpy(tsne(extract_features(
+    "t-SNE of features (8 shifted copies)": lambda model, images: tsne(extract_features(
         model, torch.cat([images.roll(16 * s, dims=3) for s in range(4)]), show_progress=False),
-        perplexity=2, n_iter=50))[:len(images)],
+        perplexity=2, n_iter=50)[:len(images)],
     "guided backprop of the top class": lambda model, images: guided_backprop(
         model, images, top5_classes(model, images)[:, 0]),
     "deconvnet of a Fire module's channel": lambda model, images: channel_gradient(

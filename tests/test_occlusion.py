@@ -87,24 +87,24 @@ def course_captum(course, course_images):
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, "all"])
-def test_pixel_map_equals_captum_on_course_model(course, course_images, course_captum, batch_size):
+def test_maps_equal_captum_on_course_model(course, course_images, course_captum, batch_size):
     images, labels = course_images
     batch = len(images) * 6 * 6 if batch_size == "all" else batch_size
     before = fingerprint(course)
     result = occlusion(course, images, labels, batch_size=batch, show_progress=False, **COURSE_CASE)
     assert_unchanged(course, before)
-    assert result.grid.shape == (2, 6, 6) and result.pixel_map.shape == (2, 64, 64)
-    torch.testing.assert_close(result.pixel_map, course_captum, **TOLERANCE)
+    assert result.grid.shape == (2, 6, 6) and result.maps.shape == (2, 64, 64)
+    torch.testing.assert_close(result.maps, course_captum, **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, "all"])
-def test_pixel_map_equals_captum_on_hand_built_model(tiny, tiny_images, batch_size):
+def test_maps_equal_captum_on_hand_built_model(tiny, tiny_images, batch_size):
     batch = len(tiny_images) * 4 * 5 if batch_size == "all" else batch_size
     targets = torch.tensor([0, 3, 4])
     result = occlusion(tiny, tiny_images, targets, batch_size=batch, show_progress=False, **TINY_CASE)
     assert result.grid.shape == (3, 4, 5)
     expected = captum_map(tiny, tiny_images, targets, TINY_CASE["window"], TINY_CASE["stride"], TINY_CASE["fill"])
-    torch.testing.assert_close(result.pixel_map, expected, **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected, **TOLERANCE)
 
 
 def test_probability_score_colour_fill_and_predicted_class_match_captum(tiny, tiny_images):
@@ -112,9 +112,9 @@ def test_probability_score_colour_fill_and_predicted_class_match_captum(tiny, ti
     result = occlusion(tiny, tiny_images, window=4, stride=3, fill=fill, score="probability",
                        batch_size=5, show_progress=False)
     predicted = tiny(tiny_images).argmax(1)
-    assert torch.equal(result.targets, predicted)
+    assert torch.equal(result.classes, predicted)
     expected = captum_map(tiny, tiny_images, predicted, (4, 4), (3, 3), fill, score="probability")
-    torch.testing.assert_close(result.pixel_map, expected, **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected, **TOLERANCE)
 
 
 def test_grid_equals_brute_force_loop(course, course_images, tiny, tiny_images):
@@ -157,7 +157,7 @@ def test_whole_image_window_gives_one_position(course, course_images):
         expected = course(images).gather(1, labels[:, None])[:, 0] - course(grey)[:, labels].diagonal()
     assert result.grid.shape == (2, 1, 1)
     torch.testing.assert_close(result.grid[:, 0, 0], expected, **TOLERANCE)
-    torch.testing.assert_close(result.pixel_map, expected[:, None, None].expand(2, 64, 64), **TOLERANCE)
+    torch.testing.assert_close(result.maps, expected[:, None, None].expand(2, 64, 64), **TOLERANCE)
 
 
 def test_peak_positions():
@@ -177,13 +177,13 @@ def test_peak_positions():
         (dict(window=8, stride=-2), r"stride \(height\) must be between 1 and the window height 8"),
         (dict(window=8, stride=9), r"between 1 and the window height 8"),
         (dict(window=64, stride=0), "stride .* must be at least 1"),
-        (dict(target=8), r"class index must be between 0 and 7 \(the model has 8 classes\), got 8"),
-        (dict(target=-1), "class index must be between 0 and 7"),
-        (dict(target=[0, 1, 2]), "one class index or one per image"),
+        (dict(classes=8), r"class index out of range: valid indices are 0 to 7, got \[8, 8\]"),
+        (dict(classes=-1), "valid indices are 0 to 7"),
+        (dict(classes=[0, 1, 2]), "got 3 class indices for 2 images"),
         (dict(fill=1.5), r"fill values must be in \[0, 1\]"),
         (dict(fill=(0.1, 0.2)), "one grey level or an RGB triple"),
         (dict(score="softmax"), "score must be one of logit, probability"),
-        (dict(batch_size=0), "batch_size must be an int of at least 1"),
+        (dict(batch_size=0), "batch_size must be a positive int"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, course_images, kwargs, message):
@@ -199,8 +199,10 @@ def test_bad_types_and_empty_batch(course, course_images):
     before = fingerprint(course)
     with pytest.raises(TypeError, match="window must be an int or a pair"):
         occlusion(course, images, window=8.0)
-    with pytest.raises(TypeError, match="integer class indices"):
-        occlusion(course, images, target=1.0)
+    with pytest.raises(TypeError, match="class indices must be integers"):
+        occlusion(course, images, classes=1.0)
+    with pytest.raises(TypeError, match="batch_size must be a positive int"):
+        occlusion(course, images, batch_size=2.0)
     with pytest.raises(TypeError, match="float tensor"):
         occlusion(course, (images * 255).to(torch.uint8))
     with pytest.raises(ValueError, match="empty batch"):

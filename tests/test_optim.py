@@ -5,8 +5,7 @@ import torch
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.optim import (
-    DivergenceError, check_classes, gaussian_blur, jitter, normalized_step, optimize_image, score_gradient,
-    total_variation,
+    DivergenceError, gaussian_blur, jitter, normalized_step, optimize_image, score_gradient, total_variation,
 )
 
 
@@ -36,10 +35,6 @@ def test_score_gradient_leaves_model_and_input_alone(tiny_model):
     assert_unchanged(tiny_model, before)
     with pytest.raises(ValueError, match="0 to 4"):
         score_gradient(tiny_model, images, 5)
-    assert check_classes(5, [4, 0, 2]).tolist() == [4, 0, 2]          # a class count, and as many as given
-    assert check_classes(5, 3, 2).tolist() == [3, 3]
-    with pytest.raises(ValueError, match="no classes given"):
-        check_classes(5, [])
     for fractional in (2.7, [1.0], torch.tensor([3.5]), True):    # never truncated to a class silently
         with pytest.raises(TypeError, match="class indices must be integers"):
             score_gradient(tiny_model, images, fractional)

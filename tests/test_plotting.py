@@ -1,12 +1,16 @@
+import inspect
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vizlib.plotting import figure_png, live_figure, overlay, show_images, show_mask  # noqa: E402
+from public_api import public_callables  # noqa: E402
+from vizlib.plotting import figure_png, live_figure, mask_outline_image, overlay_image, show_images  # noqa: E402
 
 
 def test_grid_draws_every_image_with_its_title():
@@ -29,17 +33,17 @@ def test_grid_takes_maps_and_refuses_mismatched_titles():
 def test_overlay_blends_a_rescaled_heat_map():
     image = torch.zeros(1, 3, 4, 4)
     heat = torch.arange(16.0).view(4, 4)
-    blended = overlay(image, heat, alpha=1.0, cmap="gray")
+    blended = overlay_image(image, heat, alpha=1.0, cmap="gray")
     assert blended.shape == (4, 4, 3)
     assert np.allclose(blended[0, 0], 0) and np.allclose(blended[3, 3], 1)
     with pytest.raises(ValueError, match="does not match"):
-        overlay(image, torch.zeros(3, 3))
+        overlay_image(image, torch.zeros(3, 3))
 
 
 def test_mask_outline_marks_the_border_only():
     mask = np.zeros((7, 7), bool)
     mask[1:6, 1:6] = True
-    drawn = show_mask(torch.zeros(1, 3, 7, 7), mask, colour=(1, 0, 0))
+    drawn = mask_outline_image(torch.zeros(1, 3, 7, 7), mask, colour=(1, 0, 0))
     assert drawn[1, 3, 0] == 1 and drawn[3, 3, 0] == 0 and drawn[0, 0, 0] == 0
 
 
@@ -107,3 +111,56 @@ def test_live_figure_settles_when_draw_changes_a_control():
     assert panel.children[-1].value == figure_png(expected)     # the picture shows the clamped value
     plt.close(expected)
     assert plt.get_fignums() == open_before
+
+
+# ---------------------------------------------------------------- every show_* in vizlib returns a Figure
+
+
+SHOW_FUNCTIONS = [
+    "show_images", "show_grids", "show_spectra", "show_embeddings", "show_thumbnails", "show_neighbours",
+    "show_top_patches", "show_channel", "show_occlusion", "show_maps", "show_attack",
+]
+
+
+@pytest.fixture(scope="module")
+def show_calls(course):
+    """One small call of every public show_* function in vizlib, by its name."""
+    from vizlib import adversarial, embedding, filters, neighbours, occlusion, patches, saliency
+    from vizlib.course_data import make_shapes
+
+    images, labels, masks = make_shapes(3, "held_out", seed=0)
+    weights = filters.filter_weights(course)
+    points = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
+    field = patches.receptive_field(course, "features.relu2")
+    top = lambda: patches.top_activations(course, "features.relu2", images, k=2, show_progress=False)  # noqa: E731
+    return {
+        "show_images": lambda: show_images(images),
+        "show_grids": lambda: filters.show_grids([filters.filter_grid(weights)]),
+        "show_spectra": lambda: filters.show_spectra([weights]),
+        "show_embeddings": lambda: embedding.show_embeddings({"points": points}, labels),
+        "show_thumbnails": lambda: embedding.show_thumbnails(images, points, cells=2, size=8),
+        "show_neighbours": lambda: neighbours.show_neighbours(
+            images, [0], {"pixels": neighbours.nearest_neighbours(images.flatten(1), 1, queries=[0])[0]}),
+        "show_top_patches": lambda: patches.show_top_patches(images, field, top(), [0, 1]),
+        "show_channel": lambda: patches.show_channel(images, field, top(), 0),
+        "show_occlusion": lambda: occlusion.show_occlusion(
+            images, occlusion.occlusion(course, images, window=32, stride=32, show_progress=False)),
+        "show_maps": lambda: saliency.show_maps(images, {"random": torch.rand(3, 64, 64)}, masks),
+        "show_attack": lambda: adversarial.show_attack(
+            course, images, adversarial.random_sign_noise(images, 0.05)),
+    }
+
+
+def test_every_show_function_is_called_below():
+    shown = {name for _, name, obj in public_callables() if name.startswith("show_") and inspect.isfunction(obj)}
+    assert shown == set(SHOW_FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", SHOW_FUNCTIONS)
+def test_show_returns_a_figure(show_calls, name):
+    assert set(show_calls) == set(SHOW_FUNCTIONS)
+    open_before = set(plt.get_fignums())
+    fig = show_calls[name]()
+    assert isinstance(fig, Figure), f"{name} returned {type(fig).__name__}"
+    assert fig.number in set(plt.get_fignums()) - open_before   # the figure it drew, not another
+    plt.close(fig)

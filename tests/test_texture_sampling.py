@@ -14,7 +14,7 @@ import torch
 
 from vizlib.texture_sampling import (
     TEXTURE_CROPS, causal_offsets, efros_leung, gaussian_window, histogram_noise, load_texture,
-    nearest_window_distance, pick_windows, scanline_synthesis, shuffle_pixels, windowed_ssd,
+    nearest_window_distance, pick_windows, scanline_synthesis, shuffle_pixels, source_map_image, windowed_ssd,
 )
 
 
@@ -171,7 +171,7 @@ def test_strict_mode_without_randomness_is_the_pseudocode(make, window, sample_s
     expected, raises = reference_efros_leung(sample, size, window, max_error, seed_position=(1, 2))
     result = efros_leung(sample, size, window, mode="strict", random=False, max_error=max_error,
                          seed_position=(1, 2), show_progress=False)
-    assert np.array_equal(result.image[0].numpy(), expected)
+    assert np.array_equal(result.images[0].numpy(), expected)
     assert result.threshold_raises == raises
     if max_error < 0.1:
         assert raises > 0
@@ -181,7 +181,7 @@ def test_batched_with_batches_of_one_is_the_strict_mode():
     sample = colour(12, 12, seed=4)
     strict = efros_leung(sample, 16, 5, mode="strict", seed=2, show_progress=False)
     batched = efros_leung(sample, 16, 5, batch_size=1, spacing=1, seed=2, show_progress=False)
-    assert torch.equal(strict.image, batched.image)
+    assert torch.equal(strict.images, batched.images)
 
 
 @pytest.mark.parametrize("make", [grey, colour])
@@ -190,7 +190,7 @@ def test_a_periodic_sample_is_continued_periodically(make, mode):
     tile = make(4, 5, seed=11)
     sample = tile.repeat(1, 1, 4, 4)                          # 16 x 20, periods 4 and 5
     result = efros_leung(sample, (26, 27), 5, mode=mode, seed=0, show_progress=False)
-    out = result.image
+    out = result.images
     assert torch.equal(out[..., 4:, :], out[..., :-4, :])
     assert torch.equal(out[..., :, 5:], out[..., :, :-5])
     assert result.threshold_raises == 0
@@ -203,16 +203,16 @@ def test_every_pixel_is_a_copy_of_the_sample_pixel_its_source_names(method):
     result = synthesise(sample, (18, 20), 5, seed=1, show_progress=False)
     rows, cols = result.source[..., 0], result.source[..., 1]
     assert rows.min() >= 0 and rows.max() < 14 and cols.min() >= 0 and cols.max() < 15
-    assert torch.equal(result.image[0], sample[0][:, rows, cols])
+    assert torch.equal(result.images[0], sample[0][:, rows, cols])
 
 
 def test_seeded_and_reproducible():
     sample = grey(12, 12, seed=6)
-    first = efros_leung(sample, 16, 5, seed=3, show_progress=False).image
-    assert torch.equal(first, efros_leung(sample, 16, 5, seed=3, show_progress=False).image)
-    assert not torch.equal(first, efros_leung(sample, 16, 5, seed=4, show_progress=False).image)
-    scan = scanline_synthesis(sample, 16, 5, seed=3, show_progress=False).image
-    assert torch.equal(scan, scanline_synthesis(sample, 16, 5, seed=3, show_progress=False).image)
+    first = efros_leung(sample, 16, 5, seed=3, show_progress=False).images
+    assert torch.equal(first, efros_leung(sample, 16, 5, seed=3, show_progress=False).images)
+    assert not torch.equal(first, efros_leung(sample, 16, 5, seed=4, show_progress=False).images)
+    scan = scanline_synthesis(sample, 16, 5, seed=3, show_progress=False).images
+    assert torch.equal(scan, scanline_synthesis(sample, 16, 5, seed=3, show_progress=False).images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_scanline_synthesis_is_the_plain_algorithm():
                         best, best_error = (a, b), error
             out[:, i, j] = texture[:, best[0] + r, best[1] + r]
     result = scanline_synthesis(sample, (9, 10), window, init=init, show_progress=False)
-    assert np.array_equal(result.image[0].numpy(), out)
+    assert np.array_equal(result.images[0].numpy(), out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,15 +284,23 @@ def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per
         nearest_window_distance(images, samples, 6)
     with pytest.raises(ValueError, match="one sample or one per image"):
         nearest_window_distance(images, torch.cat([samples, samples[:1]]), 3)
-    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+    with pytest.raises(ValueError, match="stride must be a positive int"):
         nearest_window_distance(images, samples, 3, stride=0)
 
 def test_histogram_noise_takes_its_pixels_from_the_sample():
     sample = colour(6, 7, seed=13)
     noise = histogram_noise(sample, (9, 8), seed=1)
     rows, cols = noise.source[..., 0], noise.source[..., 1]
-    assert noise.image.shape == (1, 3, 9, 8)
-    assert torch.equal(noise.image[0], sample[0][:, rows, cols])
+    assert noise.images.shape == (1, 3, 9, 8)
+    assert torch.equal(noise.images[0], sample[0][:, rows, cols])
+
+
+def test_source_map_image_colours_rows_red_and_columns_green():
+    source = torch.tensor([[[0, 0], [4, 9]], [[2, 3], [4, 0]]])   # (2, 2, 2): pixels copied from a 5x10 sample
+    picture = source_map_image(source, (1, 3, 5, 10))
+    assert isinstance(picture, np.ndarray) and picture.shape == (2, 2, 3)
+    expected = [[[0, 0, 0.5], [1, 1, 0.5]], [[0.5, 3 / 9, 0.5], [1, 0, 0.5]]]
+    assert np.allclose(picture, expected)
 
 
 def test_texture_samples_are_course_images():

@@ -8,6 +8,7 @@ Core modules (used by every notebook):
     models      the model wrapper, the course model, torchvision ImageNet models
     hooks       layers by name, hooks that always clean up
     layers      which layers each technique reads on each model: one table, one lookup
+    arguments   the class argument, predictions and batch sizes, checked in one place
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop
     plotting    image grids and heat-map overlays
 

@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from vizlib.arguments import check_classes, check_positive, check_positive_int, predict, resolve_classes
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.optim import check_classes, normalized_step
+from vizlib.optim import normalized_step
 from vizlib.plotting import FONT_SIZE, _as_display_array
 
 
@@ -38,33 +39,9 @@ def _check_epsilon(epsilon):
     return float(epsilon)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-@torch.no_grad()
-def predict(model, images, *, batch_size=256):
-    """The predicted class (N,) and its softmax probability (N,) for each image."""
-    check_images(images)
-    if len(images) == 0:
-        return torch.zeros(0, dtype=torch.long, device=images.device), images.new_zeros(0)
-    probabilities = torch.cat([model(batch).softmax(1) for batch in images.split(batch_size)])
-    best, classes = probabilities.max(1)
-    return classes, best
-
-
 def _refuse_reached_targets(model, images, targets):
     """A target the model already predicts leaves nothing to attack: a clear error."""
-    current, _ = predict(model, images)
-    same = (current == targets).nonzero().flatten().tolist()
+    same = (predict(model, images).classes == targets).nonzero().flatten().tolist()
     if same:
         names = [model.class_names[targets[i]] for i in same]
         raise ValueError(
@@ -74,15 +51,17 @@ def _refuse_reached_targets(model, images, targets):
         )
 
 
-def _attack_classes(model, images, labels, targets):
+def _attack_classes(model, images, classes, targeted):
     """The classes the loss is measured against, and +1 (push away) or -1 (pull towards)."""
-    if targets is not None:
-        targets = check_classes(model, targets, len(images)).to(images.device)
-        _refuse_reached_targets(model, images, targets)
-        return targets, -1.0
-    if labels is None:
-        labels, _ = predict(model, images)
-    return check_classes(model, labels, len(images)).to(images.device), 1.0
+    if not isinstance(targeted, bool):
+        raise TypeError(f"targeted must be True or False, got {targeted!r}")
+    if not targeted:
+        return resolve_classes(model, images, classes), 1.0
+    if classes is None:
+        raise ValueError("a targeted attack needs classes: the class each image should become")
+    classes = check_classes(model, classes, len(images)).to(images.device)
+    _refuse_reached_targets(model, images, classes)
+    return classes, -1.0
 
 
 def loss_gradient(model, images, classes):
@@ -97,18 +76,20 @@ def loss_gradient(model, images, classes):
     return grad
 
 
-def fgsm(model, images, labels=None, *, epsilon, targets=None):
+def fgsm(model, images, classes=None, *, epsilon, targeted=False):
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size epsilon.
 
-    Untargeted (default): raise the loss of `labels` (default: the model's current
-    predictions). Targeted (`targets` given): lower the loss of `targets`.
+    classes: None (each image's predicted class), one int for every image, or one per image.
+    Untargeted (default): raise the loss of `classes` (e.g. the true labels), moving
+    away from them. targeted=True: lower the loss of `classes` (required), moving
+    towards them; a class an image is already predicted as is an error.
     Returns the adversarial images, clamped to [0, 1], within epsilon of `images`
     in every pixel.
     """
     check_images(images)
     epsilon = _check_epsilon(epsilon)
     images = images.detach()
-    classes, direction = _attack_classes(model, images, labels, targets)
+    classes, direction = _attack_classes(model, images, classes, targeted)
     grad = loss_gradient(model, images, classes)
     # BEGIN SOLUTION
     adversarial = images + direction * epsilon * grad.sign()
@@ -126,8 +107,8 @@ def project(adversarial, images, epsilon):
 
 
 def pgd(
-    model, images, labels=None, *, epsilon, steps=10, step_size=None, random_start=True,
-    targets=None, seed=0, show_progress=None,
+    model, images, classes=None, *, epsilon, steps=10, step_size=None, random_start=True,
+    targeted=False, seed=0, show_progress=None,
 ):
     """Projected gradient descent (Madry et al. 2018) in the L-infinity ball of radius epsilon.
 
@@ -140,10 +121,10 @@ def pgd(
     """
     check_images(images)
     epsilon = _check_epsilon(epsilon)
-    steps = _check_positive_int("steps", steps)
-    step_size = 2.5 * epsilon / steps if step_size is None else _check_positive("step_size", step_size)
+    steps = check_positive_int(steps, "steps")
+    step_size = 2.5 * epsilon / steps if step_size is None else check_positive(step_size, "step_size")
     images = images.detach()
-    classes, direction = _attack_classes(model, images, labels, targets)
+    classes, direction = _attack_classes(model, images, classes, targeted)
     adversarial = images.clone()
     if random_start:
         generator = torch.Generator().manual_seed(seed)
@@ -167,24 +148,26 @@ def random_sign_noise(images, epsilon, *, seed=0):
     return (images.detach() + epsilon * signs.to(images.device)).clamp(0, 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FoolingResult:
     images: torch.Tensor    # (N, 3, H, W) in [0, 1]
     steps: torch.Tensor     # (N,) gradient steps taken by each image
     success: torch.Tensor   # (N,) whether the model predicts the target at the end
 
 
-def fooling_image(model, images, targets, *, step_size=0.5, max_steps=100, show_progress=None):
-    """Fooling images (Szegedy et al. 2014): raise the target's score until the model predicts it.
+def fooling_image(model, images, classes, *, step_size=0.5, max_steps=100, show_progress=None):
+    """Fooling images (Szegedy et al. 2014): raise the score of `classes` until the model predicts them.
 
+    classes: the target, one int for every image or one index per image; always
+    targeted, so an image already predicted as its target is an error.
     Each step adds `step_size * g / ||g||_2` (g: the gradient of the target's
     unnormalised score, ||.||_2 over the whole image) and clamps to [0, 1]. Each image
     stops as soon as its prediction is its target, or after `max_steps` steps.
     """
     check_images(images)
-    step_size = _check_positive("step_size", step_size)
-    max_steps = _check_positive_int("max_steps", max_steps)
-    targets = check_classes(model, targets, len(images)).to(images.device)
+    step_size = check_positive(step_size, "step_size")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    targets = check_classes(model, classes, len(images)).to(images.device)
     _refuse_reached_targets(model, images, targets)
     current = images.detach().clone()
     steps = torch.zeros(len(images), dtype=torch.long, device=images.device)
@@ -232,7 +215,8 @@ def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=
     if magnify is None:
         largest = delta.abs().max().item()
         magnify = 0.5 / largest if largest > 0 else 1.0
-    classes, probs = predict(model, torch.cat([images, adversarial]))
+    prediction = predict(model, torch.cat([images, adversarial]))
+    classes, probs = prediction.classes, prediction.probabilities
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(3 * size, n * size + 0.5), squeeze=False)
     for i in range(n):

@@ -11,7 +11,9 @@ The features come from `vizlib.neighbours.extract_features` (one row per image).
   cell, the one closest to the cell's centre, so thumbnails never overlap;
 - `show_embeddings` and `show_thumbnails` draw the results.
 
-Results are numpy arrays: points (N, 2) in the embedding's own units.
+`pca` and `tsne` return points as a float tensor (N, 2) in the embedding's own units,
+on the device of the features (the CPU for numpy features); the numerical work itself
+runs on the CPU, in scikit-learn and openTSNE.
 """
 
 import matplotlib.pyplot as plt
@@ -32,13 +34,19 @@ def pca_dims(n_points, n_features, limit=PCA_LIMIT):
     return int(min(limit, n_features, n_points))
 
 
+def _points(array, features):
+    """A float32 numpy result as a tensor on the device of `features` (the CPU unless it is a tensor)."""
+    device = features.device if isinstance(features, torch.Tensor) else None
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+
 def pca(features, n_components=2, *, seed=0):
     """Project features (N, D) on their first `n_components` principal components: (N, n_components)."""
     matrix = as_feature_matrix(features, min_rows=2)
     n, d = matrix.shape
     if not isinstance(n_components, (int, np.integer)) or not 1 <= n_components <= min(n, d):
         raise ValueError(f"n_components must be between 1 and min(N, D) = {min(n, d)}, got {n_components!r}")
-    return PCA(n_components=int(n_components), random_state=seed).fit_transform(matrix).astype(np.float32)
+    return _points(PCA(n_components=int(n_components), random_state=seed).fit_transform(matrix), features)
 
 
 def check_perplexity(perplexity, n_points):
@@ -82,7 +90,7 @@ def tsne(features, *, perplexity=30.0, seed=0, init="pca", pca_limit=PCA_LIMIT, 
         neighbors="exact", negative_gradient_method="bh", n_jobs=torch.get_num_threads(), random_state=seed,
     ).fit(reduced)
     # END SOLUTION
-    return np.asarray(embedding, dtype=np.float32)
+    return _points(embedding, features)
 
 
 def snap_to_grid(points, cells):

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vizlib.arguments import check_classes, check_positive_int, resolve_classes
 from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.layers import layer_for
-from vizlib.optim import check_classes, optimize_image
+from vizlib.optim import optimize_image
 
 GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")
@@ -287,15 +288,6 @@ def unit_visualization(model, layer, channels, *, position=None, settings=None, 
 
 # ------------------------------------------------------- measurements on what was not optimised
 
-def target_scores(model, images, classes):
-    """(score, probability) of each image's class, without gradients: two (N,) tensors."""
-    classes = check_classes(model, classes, len(images)).to(images.device)
-    with torch.no_grad():
-        logits = model(images)
-    index = classes[:, None]
-    return logits.gather(1, index).squeeze(1), logits.softmax(1).gather(1, index).squeeze(1)
-
-
 def shift_rescale(images, scale, shift):
     """Rescale images about their centre by `scale` (antialiased) and shift by (dy, dx) pixels.
 
@@ -329,16 +321,16 @@ def random_transforms(n, *, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
     return [(float(s), tuple(float(v) for v in d)) for s, d in zip(scales, shifts)]
 
 
-def transform_robustness(model, images, classes, *, n=64, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
+def transform_robustness(model, images, classes=None, *, n=64, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
     """Per image, the share of `n` random shift-and-rescale copies still classified as its class.
 
+    classes: None (each image's predicted class), one int for every image, or one per image.
     Every image sees the same `n` transforms (same seed, same transforms), so two sets
     of images can be compared pair by pair.
     """
     check_images(images)
-    if n < 1:
-        raise ValueError(f"n (the number of transforms) must be at least 1, got {n}")
-    classes = check_classes(model, classes, len(images)).to(images.device)
+    n = check_positive_int(n, "n (the number of transforms)")
+    classes = resolve_classes(model, images, classes)
     size = images.shape[-1]
     kept = torch.zeros(len(images), device=images.device)
     with torch.no_grad():

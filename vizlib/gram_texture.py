@@ -18,6 +18,8 @@ or network the loss did not use, and the nearest-window distance to the sample
 (`vizlib.texture_sampling.nearest_window_distance`, from notebook 12).
 """
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -197,8 +199,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05)
     result = optimize_image(objective, init, steps=steps, lr=lr, optimizer=optimizer, parameterization="sigmoid",
                             line_search=optimizer == "lbfgs", seed=seed, desc="texture", show_progress=show_progress)
-    result.losses = [loss / scale for loss in result.losses]
-    return result
+    return dataclasses.replace(result, losses=tuple(loss / scale for loss in result.losses))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from vizlib.arguments import check_classes, resolve_classes
 from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
-from vizlib.optim import check_classes
 from vizlib.sanity import randomization_check
 
 RULES = ("plain", "deconvnet", "guided")
@@ -178,14 +178,16 @@ def _pixels(images):
     return images.detach().clone().requires_grad_(True)
 
 
-def class_gradient(model, images, classes, *, rule="guided"):
+def class_gradient(model, images, classes=None, *, rule="guided"):
     """Gradient of the unnormalised class scores w.r.t. the images (N, 3, H, W) under `rule`.
 
-    `model` is a VizModel, or any network returning (N, classes) scores (as in the tests).
+    classes: None (each image's predicted class), one int for every image, or one index
+    per image. `model` is a VizModel, or any network returning (N, classes) scores (as in
+    the tests).
     """
     _check_rule(rule)
-    if hasattr(model, "class_names"):  # fail before any work
-        classes = check_classes(model, classes, len(images)).to(images.device)
+    if classes is None or hasattr(model, "class_names"):  # fail before any work
+        classes = resolve_classes(model, images, classes)
     pixels = _pixels(images)
     with torch.enable_grad():
         with modified_relus(model, rule):
@@ -197,13 +199,19 @@ def class_gradient(model, images, classes, *, rule="guided"):
     return grad
 
 
-def guided_backprop(model, images, classes):
-    """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W)."""
+def guided_backprop(model, images, classes=None):
+    """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W).
+
+    classes: None (each image's predicted class), one int for every image, or one per image.
+    """
     return class_gradient(model, images, classes, rule="guided")
 
 
-def deconvnet(model, images, classes):
-    """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W)."""
+def deconvnet(model, images, classes=None):
+    """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W).
+
+    classes: None (each image's predicted class), one int for every image, or one per image.
+    """
     return class_gradient(model, images, classes, rule="deconvnet")
 
 
@@ -258,7 +266,7 @@ def gradient_image(grad, *, percentile=99.0):
     return (0.5 + 0.5 * grad.detach().float() / scale).clamp(0, 1)
 
 
-def cascading_randomization(model, images, classes, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
+def cascading_randomization(model, images, classes=None, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
     """Adebayo et al. (2018) for the ReLU rules: `vizlib.sanity.randomization_check` on `class_gradient`.
 
     Each rule's map is compared with the trained model's map of the same rule as the

@@ -25,6 +25,7 @@ from matplotlib.patches import Rectangle
 from sklearn.neighbors import NearestNeighbors
 
 from vizlib import config
+from vizlib.arguments import check_batch_size
 from vizlib.hooks import capture_activations, get_layer
 from vizlib.images import check_images
 from vizlib.layers import FEATURE_POOLING, layer_for
@@ -61,8 +62,7 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     check_images(images)
     if len(images) == 0:
         raise ValueError("empty dataset: extract_features needs at least 1 image, got 0")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_batch_size(batch_size)
     if layer is None:
         layer, default_pool = feature_layer(model)
         pool = default_pool if pool is None else pool

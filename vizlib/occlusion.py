@@ -5,7 +5,7 @@ Each occluded copy goes through the model, and the drop of the class score,
 score(original) - score(occluded), is recorded for that window position:
 
 - `grid`: one number per window position, (N, rows, cols), the coarse map;
-- `pixel_map`: one number per pixel, (N, H, W), the average drop over all the
+- `maps`: one number per pixel, (N, H, W), the average drop over all the
   windows that cover the pixel.
 
 The layout follows captum's `Occlusion`: the first window sits in the top-left
@@ -15,23 +15,25 @@ and is then cut off (smaller than the others). A positive value means hiding
 that part lowers the score: the model needs it.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.plotting import FONT_SIZE, _as_display_array, overlay
+from vizlib.plotting import FONT_SIZE, _as_display_array, overlay_image
 
 SCORES = ("logit", "probability")
 
 
-class OcclusionResult(NamedTuple):
+@dataclass(frozen=True)
+class OcclusionResult:
+    maps: torch.Tensor         # (N, H, W) score drop per pixel, averaged over covering windows
     grid: torch.Tensor         # (N, rows, cols) score drop per window position
-    pixel_map: torch.Tensor    # (N, H, W) score drop per pixel, averaged over covering windows
-    targets: torch.Tensor      # (N,) the class whose score was watched
+    classes: torch.Tensor      # (N,) the class whose score was watched
     scores: torch.Tensor       # (N,) that class's score on the unoccluded image
     row_starts: torch.Tensor   # (rows,) top edge of each window row
     col_starts: torch.Tensor   # (cols,) left edge of each window column
@@ -109,27 +111,6 @@ def _check_fill(fill, images):
     return fill.reshape(-1, 1, 1).expand(3, 1, 1)
 
 
-def _check_targets(target, scores):
-    n, num_classes = scores.shape
-    if target is None:
-        return scores.argmax(1)
-    targets = torch.as_tensor(target, device=scores.device)
-    if targets.is_floating_point() or targets.dtype == torch.bool:
-        raise TypeError(f"target must be an int or integer class indices, got dtype {targets.dtype}")
-    targets = targets.long().reshape(-1)
-    if targets.numel() == 1:
-        targets = targets.expand(n)
-    if targets.numel() != n:
-        raise ValueError(f"target must be one class index or one per image ({n}), got {targets.numel()}")
-    bad = (targets < 0) | (targets >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"class index must be between 0 and {num_classes - 1} (the model has {num_classes} classes), "
-            f"got {targets[bad][0].item()}"
-        )
-    return targets
-
-
 def _check_eval_mode(model):
     """Refuse layers that behave differently in training (their forward would change or randomise them)."""
     stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
@@ -145,27 +126,26 @@ def _score(logits, score):
     return logits if score == "logit" else logits.softmax(1)
 
 
-def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch_size=256,
+def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batch_size=256,
               score="logit", show_progress=None):
     """Occlusion sensitivity of `model` for `images` (N, 3, H, W) in [0, 1].
 
-    target:     class index per image (int, list or tensor); None takes each image's predicted class.
+    classes:    None (each image's predicted class), one int for every image, or one index per image.
     window:     side of the occluding square in pixels (int) or (height, width).
     stride:     step between window positions, between 1 and the window side.
     fill:       value of the occluded pixels: a grey level in [0, 1] or an RGB triple.
     batch_size: occluded copies per forward pass (copies of several images may share a batch).
     score:      "logit" (the unnormalised class score, default) or "probability" (after softmax).
 
-    Returns an `OcclusionResult` with the window `grid` (N, rows, cols), the per-pixel
-    `pixel_map` (N, H, W), the targets and the unoccluded scores. The model is only
+    Returns an `OcclusionResult` with the per-pixel `maps` (N, H, W), the window `grid`
+    (N, rows, cols), the classes watched and their unoccluded scores. The model is only
     evaluated (under torch.no_grad); nothing about it changes.
     """
     check_images(images)
     _check_eval_mode(model)
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int of at least 1, got {batch_size!r}")
+    check_batch_size(batch_size)
     n, _, height, width = images.shape
     if n == 0:
         raise ValueError("images is an empty batch; expected at least one image")
@@ -184,8 +164,9 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
         scores = evaluate(images)
         if scores.dim() != 2:
             raise ValueError(f"the model must return (N, classes) scores, got shape {tuple(scores.shape)}")
-        targets = _check_targets(target, scores)
-        base = scores.gather(1, targets[:, None])[:, 0]
+        # the prediction is the top class of these very scores (softmax keeps the order)
+        classes = scores.argmax(1) if classes is None else check_classes(scores.shape[1], classes, n).to(device)
+        base = scores.gather(1, classes[:, None])[:, 0]
 
         rows = cover_matrix(height, wh, sh, device)                # (R, H)
         cols = cover_matrix(width, ww, sw, device)                 # (C, W)
@@ -199,13 +180,13 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
             # BEGIN SOLUTION
             mask = rows[window_index // n_cols, :, None] & cols[window_index % n_cols, None, :]  # (B, H, W)
             copies = torch.where(mask[:, None], fill, images[image_index])                       # (B, 3, H, W)
-            occluded = evaluate(copies).gather(1, targets[image_index, None])[:, 0]
+            occluded = evaluate(copies).gather(1, classes[image_index, None])[:, 0]
             drops[start:start + len(index)] = base[image_index] - occluded
             # END SOLUTION
 
     grid = drops.reshape(n, n_rows, n_cols)
     return OcclusionResult(
-        grid=grid, pixel_map=grid_to_pixels(grid, rows, cols), targets=targets, scores=base,
+        maps=grid_to_pixels(grid, rows, cols), grid=grid, classes=classes, scores=base,
         row_starts=window_starts(height, wh, sh), col_starts=window_starts(width, ww, sw),
         window=(wh, ww), stride=(sh, sw),
     )
@@ -223,7 +204,7 @@ def largest_drop_points(result):
     For a window cut off at the image edge, the centre of its visible part.
     """
     best = peak_positions(result.grid).cpu()
-    height, width = result.pixel_map.shape[-2:]
+    height, width = result.maps.shape[-2:]
     points = []
     for starts, index, window, size in zip(
         (result.row_starts, result.col_starts), best.T, result.window, (height, width)
@@ -246,11 +227,11 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
     points = largest_drop_points(result)
     fig, axes = plt.subplots(3, n, figsize=(size * n + 0.8, 3 * size + 0.4), squeeze=False)
     for i in range(n):
-        grid, pixel_map = result.grid[i].cpu().numpy(), result.pixel_map[i].cpu().numpy()
+        grid, pixel_map = result.grid[i].cpu().numpy(), result.maps[i].cpu().numpy()
         limit = max(float(abs(grid).max()), 1e-12)
         axes[0, i].imshow(_as_display_array(images[i].cpu()))
         axes[1, i].imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axes[2, i].imshow(overlay(images[i].cpu(), pixel_map, alpha=alpha))
+        axes[2, i].imshow(overlay_image(images[i].cpu(), pixel_map, alpha=alpha))
         row, col = points[i].tolist()
         axes[2, i].plot(col, row, marker="+", color="white", markersize=16, markeredgewidth=3)
         if titles is not None:

@@ -11,37 +11,14 @@ so a model's parameters, flags and `.grad` fields are never touched.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.functional as TF
 
+from vizlib.arguments import check_classes, check_positive, check_positive_int
 from vizlib.config import progress
 from vizlib.images import check_images
-
-
-def check_classes(model, classes, n=None):
-    """Class indices as a LongTensor of length n; an int is used for every image.
-
-    `model` is a model with `class_names`, or the number of classes itself. With n=None
-    the indices are taken as given (one or more).
-    """
-    count = model if isinstance(model, int) else len(model.class_names)
-    raw = torch.as_tensor(classes)
-    if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
-        raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
-    classes = raw.to(torch.long).flatten()
-    if n is None:
-        if classes.numel() == 0:
-            raise ValueError("no classes given")
-        n = classes.numel()
-    if classes.numel() == 1:
-        classes = classes.expand(n)
-    if classes.numel() != n:
-        raise ValueError(f"got {classes.numel()} class indices for {n} images")
-    if n and (classes.min() < 0 or classes.max() >= count):
-        raise ValueError(f"class index out of range: valid indices are 0 to {count - 1}, got {classes.tolist()}")
-    return classes
 
 
 def score_gradient(model, images, classes):
@@ -106,10 +83,10 @@ def gaussian_blur(images, sigma):
     return TF.gaussian_blur(images, kernel_size=[size, size], sigma=[sigma, sigma])
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimizationResult:
-    images: torch.Tensor
-    losses: list = field(default_factory=list)
+    images: torch.Tensor    # (N, 3, H, W) in [0, 1], after the last step
+    losses: tuple           # the loss at each step
 
 
 class DivergenceError(FloatingPointError):
@@ -135,9 +112,7 @@ def optimize_image(
     of taking the step `lr` blindly; it assumes a deterministic objective (no jitter).
     """
     check_images(init, name="init")
-    for name, value in (("steps", steps), ("lr", lr)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
+    steps, lr = check_positive_int(steps, "steps"), check_positive(lr, "lr")
     if parameterization not in ("clamp", "sigmoid"):
         raise ValueError(f"parameterization must be 'clamp' or 'sigmoid', got {parameterization!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -164,7 +139,7 @@ def optimize_image(
     if line_search and optimizer != "lbfgs":
         raise ValueError(f"line_search applies to optimizer='lbfgs' only, got {optimizer!r}")
     opt = optimizers[optimizer]()
-    result = OptimizationResult(images=init)
+    losses = []
     bar = progress(range(steps), desc=desc, enabled=show_progress, leave=False)
 
     for step in bar:
@@ -185,7 +160,7 @@ def optimize_image(
             else:
                 loss = closure()
                 opt.step()
-        result.losses.append(loss.item())
+        losses.append(loss.item())
         with torch.no_grad():
             if parameterization == "clamp":
                 variable.clamp_(0, 1)
@@ -196,6 +171,5 @@ def optimize_image(
                 callback(step, images)
                 set_images(images)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{result.losses[-1]:.4g}")
-    result.images = images_of(variable).detach().clamp(0, 1)
-    return result
+            bar.set_postfix(loss=f"{losses[-1]:.4g}")
+    return OptimizationResult(images_of(variable).detach().clamp(0, 1), tuple(losses))

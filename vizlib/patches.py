@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vizlib.arguments import check_batch_size
 from vizlib.config import progress
 from vizlib.hooks import capture_activations, forward_to, get_layer
 from vizlib.images import check_images
@@ -39,7 +40,7 @@ DEFAULT_FILL = 0.5  # grey: what pixels outside the image are filled with in a p
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class TopActivations:
     """For each channel of `layer`, the k images whose maximum activation in that channel is largest.
 
@@ -131,8 +132,7 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
     """
     name, _ = get_layer(model, layer)
     _check_k(k)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_batch_size(batch_size)
     batches, n_images, n_batches = _batches(data, batch_size)
     if n_images is not None:
         _check_k(k, n_images)
@@ -234,6 +234,7 @@ def unit_features(model, layer, images, image_index, position, *, batch_size=64)
     """
     name, _ = get_layer(model, layer)
     check_images(images)
+    check_batch_size(batch_size)
     image_index = torch.as_tensor(image_index, dtype=torch.long).reshape(-1).cpu()
     position = torch.as_tensor(position, dtype=torch.long).reshape(-1, 2).cpu()
     unique, inverse = image_index.unique(return_inverse=True)

@@ -1,8 +1,9 @@
 """Pictures from results: an image grid and a heat-map overlay, readable on a projector.
 
-Techniques return tensors; these functions only draw them. Each returns the
-matplotlib Figure, so a notebook can save it; end the cell with plt.show().
-`live_figure` redraws a figure whenever a widget moves.
+Techniques return tensors; these functions only draw them. Every `show_*` returns
+the matplotlib Figure, so a notebook can save it; end the cell with plt.show().
+`overlay_image` and `mask_outline_image` build (H, W, 3) arrays to draw or to put
+in a grid. `live_figure` redraws a figure whenever a widget moves.
 """
 
 import io
@@ -48,7 +49,7 @@ def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle
     return fig
 
 
-def overlay(image, heatmap, *, alpha=0.5, cmap="jet"):
+def overlay_image(image, heatmap, *, alpha=0.5, cmap="jet"):
     """Blend a heat map (H, W), rescaled to [0, 1] for display, over an image; returns (H, W, 3)."""
     base = _as_display_array(image)
     heat = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
@@ -60,7 +61,7 @@ def overlay(image, heatmap, *, alpha=0.5, cmap="jet"):
     return (1 - alpha) * base + alpha * coloured
 
 
-def show_mask(image, mask, *, colour=(1.0, 1.0, 0.0)):
+def mask_outline_image(image, mask, *, colour=(1.0, 1.0, 0.0)):
     """An image with the outline of a boolean mask (H, W) drawn on it; returns (H, W, 3)."""
     base = _as_display_array(image).copy()
     mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)

@@ -27,33 +27,10 @@ images above rows of maps, with mask outlines.
 
 import torch
 
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.optim import check_classes, score_gradient
-
-DEFAULT_BATCH_SIZE = 64
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-
-
-def predicted_classes(model, images, *, batch_size=DEFAULT_BATCH_SIZE):
-    """The model's top class for each image, (N,) on the images' device."""
-    check_images(images)
-    _check_batch_size(batch_size)
-    with torch.no_grad():
-        chunks = [model(chunk).argmax(1) for chunk in images.split(batch_size)]
-    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=images.device)
-
-
-def resolve_classes(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
-    """Class indices (N,): the given ones (one int for all, or one per image), else the prediction."""
-    check_images(images)
-    if classes is None:
-        return predicted_classes(model, images, batch_size=batch_size)
-    return check_classes(model, classes, len(images)).to(images.device)
+from vizlib.optim import score_gradient
 
 
 def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
@@ -64,7 +41,7 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     score. Images go through the model `batch_size` at a time.
     """
     check_images(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     classes = resolve_classes(model, images, classes, batch_size=batch_size)
     maps = []
     for chunk, chunk_classes in zip(images.split(batch_size), classes.split(batch_size)):
@@ -97,9 +74,8 @@ def smoothgrad(
     class is the model's prediction on the clean image.
     """
     check_images(images)
-    _check_batch_size(batch_size)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    check_batch_size(batch_size)
+    check_positive_int(n_samples, "n_samples")
     if not 0 <= noise_level <= 1:
         raise ValueError(f"noise_level must be between 0 and 1 (a fraction of the pixel range), got {noise_level}")
     classes = resolve_classes(model, images, classes, batch_size=batch_size)

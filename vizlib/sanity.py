@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from vizlib.hooks import _network
-from vizlib.optim import check_classes
+from vizlib.arguments import resolve_classes
 
 
 def magnitude(grad):
@@ -113,7 +113,7 @@ def cascading_copies(model, steps=None, *, seed=0):
         yield name, randomised
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomizationResult:
     layers: list          # ["trained", then the group randomised last at each step (top first)]
     correlations: dict    # method -> (steps + 1, N) Spearman correlation of |map| with the trained map
@@ -139,10 +139,11 @@ def randomization_check(model, images, classes, methods, *, steps=None, seed=0, 
     methods: {name: fn(model, images, classes) -> maps (N, ...)}. For each step of
     `cascading_copies`, every method's map is compared with the trained model's map of the
     same method: Spearman correlation of |map| (max over colour channels where the map has
-    them) per image. The class explained stays `classes` throughout. A map that is all
+    them) per image. The class explained stays `classes` throughout (None: each image's class as
+    the trained model predicts it). A map that is all
     zeros has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
     """
-    classes = check_classes(model, classes, len(images))
+    classes = resolve_classes(model, images, classes)
     trained = {name: method(model, images, classes) for name, method in methods.items()}
     layers = ["trained"]
     correlations = {name: [rank_correlation(_compared(maps), _compared(maps))] for name, maps in trained.items()}

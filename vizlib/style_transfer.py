@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib import config
+from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.config import progress
 from vizlib.images import check_images, sample_crop
 
@@ -54,16 +55,16 @@ MAX_ERROR = 0.3              # accept a match only below this error; x (1 + TOLE
 SEED_SIZE = 3                # Efros-Leung grows from a 3x3 seed patch
 
 
-@dataclass
+@dataclass(frozen=True)
 class SynthesisResult:
     """A synthesised texture and where each of its pixels was copied from.
 
-    image:   (1, 3, H, W) in [0, 1]
+    images:  (1, 3, H, W) in [0, 1]
     source:  (H, W, 2) long, the (row, column) in the sample of the pixel copied there
     threshold_raises: how often the error threshold had to be raised (Efros-Leung only)
     """
 
-    image: torch.Tensor
+    images: torch.Tensor
     source: torch.Tensor
     threshold_raises: int = 0
 
@@ -300,13 +301,12 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
     spacing=1 is the strict mode.
     random=False: no randomness at all: the best window (lowest index on ties), ties in
     the fill order broken by scanline position; `seed_position` then defaults to (0, 0).
-    Returns a SynthesisResult (image (1, 3, H, W), source (H, W, 2), threshold_raises).
+    Returns a SynthesisResult (images (1, 3, H, W), source (H, W, 2), threshold_raises).
     """
     if mode not in ("batched", "strict"):
         raise ValueError(f"mode must be 'batched' or 'strict', got {mode!r}")
-    for name, value in (("batch_size", batch_size), ("spacing", spacing)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    check_batch_size(batch_size)
+    check_positive_int(spacing, "spacing")
     if not tolerance >= 0 or not max_error > 0:
         raise ValueError(f"tolerance must be >= 0 and max_error > 0, got {tolerance} and {max_error}")
     texture = _prepare(sample, window)
@@ -393,7 +393,7 @@ def causal_offsets(window):
 def histogram_noise(sample, size, seed=0):
     """Noise with the sample's histogram: pixels of `sample` (1, 3, h, w) put at random places.
 
-    Returns a SynthesisResult (image (1, 3, H, W), source (H, W, 2)); the start of `scanline_synthesis`.
+    Returns a SynthesisResult (images (1, 3, H, W), source (H, W, 2)); the start of `scanline_synthesis`.
     """
     check_images(sample, name="sample")
     if sample.shape[0] != 1:
@@ -416,7 +416,7 @@ def scanline_synthesis(sample, size, window=11, *, seed=0, init=None, show_progr
     (plain SSD) with the same L-shaped part of every sample window, and the centre of
     the nearest window is copied (lowest index on ties). The first rows see noise
     through the wrap-around, which is why they look worse.
-    Returns a SynthesisResult (image (1, 3, H, W), source (H, W, 2)).
+    Returns a SynthesisResult (images (1, 3, H, W), source (H, W, 2)).
     """
     texture = _prepare(sample, window)
     height, width = _check_size(size, texture.shape[-2:])
@@ -435,7 +435,7 @@ def scanline_synthesis(sample, size, window=11, *, seed=0, init=None, show_progr
     windows_per_row = w - window + 1
 
     if init is None:
-        init = histogram_noise(sample, (height, width), seed=seed).image
+        init = histogram_noise(sample, (height, width), seed=seed).images
     output = init[0, :channels].to(device=device, dtype=texture.dtype).flatten(1).clone()   # (C, H*W)
     # flat indices of every pixel's causal neighbours, wrapping around the borders
     ii = torch.arange(height, device=device)[:, None, None]
@@ -489,8 +489,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
     smallest = min(*images.shape[-2:], *sample.shape[-2:])
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= smallest:
         raise ValueError(f"window must be an int between 1 and {smallest} (the smallest image side), got {window!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    check_positive_int(stride, "stride")
     distances = []
     with torch.no_grad():
         references = [F.unfold(one[None], window)[0] for one in sample]           # (3 k k, L) each
@@ -506,7 +505,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
     return torch.stack(distances)
 
 
-def show_source_map(source, sample_shape):
+def source_map_image(source, sample_shape):
     """Where each output pixel came from, as colours: (H, W, 3) with row -> red, column -> green.
 
     Smooth patches of colour are pieces of the sample copied whole; a speckled map is a

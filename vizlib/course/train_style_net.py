@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vizlib import config
+from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.images import load_sample_image, resize
 from vizlib.models import course_model
 from vizlib.style_transfer import (
@@ -42,10 +43,10 @@ def training_crops(n, size, *, photographs=TRAINING_PHOTOGRAPHS, generator=None)
     return torch.cat(crops)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingResult:
     net: TransformNet
-    losses: list
+    losses: tuple       # the training loss at each step
     seconds: float
 
 
@@ -57,8 +58,8 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
     when its weights require gradients: only the transformation network learns. Returns a
     TrainingResult (the net in eval mode).
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    check_positive_int(steps, "steps")
+    check_batch_size(batch_size)
     loss = StyleTransferLoss(model, style, **loss_options)
     generator = torch.Generator().manual_seed(seed)
     if net is None:
@@ -82,7 +83,7 @@ def train_transform_net(model, style, *, steps=300, batch_size=2, size=64, lr=2e
         if max_seconds and time.perf_counter() - start > max_seconds:
             break
     net.eval()
-    return TrainingResult(net, losses, time.perf_counter() - start)
+    return TrainingResult(net, tuple(losses), time.perf_counter() - start)
 
 
 def main(argv=None):

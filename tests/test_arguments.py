@@ -1,0 +1,204 @@
+"""The shared arguments: classes, predictions and counts, checked the same way by every technique."""
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from model_state import assert_unchanged, fingerprint
+from public_api import public_callables
+from vizlib.arguments import (
+    check_batch_size, check_classes, check_positive, check_positive_int, predict, resolve_classes,
+)
+from vizlib.course_data import make_shapes
+
+
+# ---------------------------------------------------------------- counts and sizes
+
+
+@pytest.mark.parametrize("value", [1, 7, np.int64(3), torch.tensor(2).item()])
+def test_positive_ints_pass_as_ints(value):
+    assert check_positive_int(value, "steps") == int(value)
+    assert type(check_batch_size(value)) is int
+
+
+@pytest.mark.parametrize("value, error", [
+    (0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError), ("4", TypeError), (None, TypeError),
+])
+def test_positive_int_refuses_with_one_wording(value, error):
+    with pytest.raises(error, match=rf"^steps must be a positive int, got {value!r}$"):
+        check_positive_int(value, "steps")
+    with pytest.raises(error, match="^batch_size must be a positive int"):
+        check_batch_size(value)
+
+
+def test_positive_number():
+    assert check_positive(0.25, "lr") == 0.25 and check_positive(3, "lr") == 3.0
+    for value, error in ((0, ValueError), (-1e-9, ValueError), (float("nan"), ValueError), (False, TypeError),
+                         ("1", TypeError)):
+        with pytest.raises(error, match="lr must be a positive number"):
+            check_positive(value, "lr")
+
+
+# ---------------------------------------------------------------- classes
+
+
+def test_check_classes_expands_an_int_and_refuses_what_is_not_a_class():
+    assert check_classes(5, [4, 0, 2]).tolist() == [4, 0, 2]          # a class count, and as many as given
+    assert check_classes(5, 3, 2).tolist() == [3, 3]
+    assert check_classes(5, torch.tensor([[1], [2]]), 2).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="no classes given"):
+        check_classes(5, [])
+    with pytest.raises(ValueError, match="got 3 class indices for 2 images"):
+        check_classes(5, [0, 1, 2], 2)
+    with pytest.raises(ValueError, match=r"valid indices are 0 to 4, got \[5, 5\]"):
+        check_classes(5, 5, 2)
+    for fractional in (2.7, [1.0], torch.tensor([3.5]), True):
+        with pytest.raises(TypeError, match="class indices must be integers"):
+            check_classes(5, fractional, 1)
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    images, labels, _ = make_shapes(5, "held_out", seed=4)
+    return images, labels
+
+
+def _softmax_by_hand(logits):
+    """exp(z - max z) / sum: written out, not torch.softmax."""
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_predict_against_one_forward_pass_per_image(course, shapes, batch_size):
+    images, labels = shapes
+    before = fingerprint(course)
+    with torch.no_grad():
+        logits = np.stack([course(image[None])[0].double().numpy() for image in images])
+    probabilities = _softmax_by_hand(logits)
+    top = logits.argmax(1)
+    rows = np.arange(len(images))
+
+    predicted = predict(course, images, batch_size=batch_size)
+    assert predicted.classes.tolist() == top.tolist()
+    np.testing.assert_allclose(predicted.scores.numpy(), logits[rows, top], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(predicted.probabilities.numpy(), probabilities[rows, top], rtol=1e-5, atol=1e-6)
+
+    asked = predict(course, images, labels, batch_size=batch_size)
+    assert torch.equal(asked.classes, labels)
+    np.testing.assert_allclose(asked.scores.numpy(), logits[rows, labels], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(asked.probabilities.numpy(), probabilities[rows, labels], rtol=1e-5, atol=1e-6)
+    assert predict(course, images, 2).classes.tolist() == [2] * len(images)
+    assert_unchanged(course, before)
+
+
+def test_predict_is_frozen_and_handles_an_empty_batch(course, shapes):
+    empty = predict(course, shapes[0][:0])
+    assert empty.classes.shape == (0,) and empty.classes.dtype == torch.long and empty.scores.shape == (0,)
+    with pytest.raises(AttributeError):
+        empty.classes = torch.ones(1)
+
+
+def test_resolve_classes_fills_in_the_prediction_only_where_none_is_given(course, shapes):
+    images, labels = shapes
+    with torch.no_grad():
+        top = course(images).argmax(1)
+    assert torch.equal(resolve_classes(course, images), top)
+    assert torch.equal(resolve_classes(course, images, labels), labels)
+    assert resolve_classes(course, images, 7).tolist() == [7] * len(images)
+    before = fingerprint(course)
+    with pytest.raises(ValueError, match="valid indices are 0 to 7"):
+        resolve_classes(course, images, 8)
+    with pytest.raises(ValueError, match="batch_size"):
+        resolve_classes(course, images, batch_size=0)
+    assert_unchanged(course, before)
+
+
+def test_a_plain_network_is_predicted_too():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 6)).eval()
+    images = torch.rand(3, 3, 4, 4)
+    with torch.no_grad():
+        expected = net(images).argmax(1)
+    assert torch.equal(resolve_classes(net, images), expected)
+
+
+# ---------------------------------------------------------------- one name for the class, one batch-size check
+
+
+# Parameters named like a class argument that carry something else, each with its reason.
+NOT_A_CLASS = {
+    ("precision_at_k", "labels"): "dataset labels that score neighbours",
+    ("chance_precision", "labels"): "dataset labels that give the chance level",
+    ("show_neighbours", "labels"): "dataset labels that frame each neighbour",
+    ("show_embeddings", "labels"): "dataset labels that colour the points",
+    ("accuracy", "labels"): "dataset labels that score the course model",
+    ("content_loss", "target"): "the content image's feature maps",
+}
+CLASS_LIKE = {"target", "targets", "labels", "label"}
+
+
+def test_no_public_function_takes_a_class_under_another_name():
+    offenders, used = [], set()
+    for module, name, obj in public_callables():
+        try:
+            parameters = inspect.signature(obj).parameters
+        except (TypeError, ValueError):  # classes without a signature of their own
+            continue
+        for parameter in parameters:
+            if parameter in CLASS_LIKE:
+                if (name, parameter) in NOT_A_CLASS:
+                    used.add((name, parameter))
+                else:
+                    offenders.append(f"{module}.{name}({parameter})")
+    assert not offenders, f"name the class argument `classes`: {offenders}"
+    assert used == set(NOT_A_CLASS), f"stale entries in NOT_A_CLASS: {set(NOT_A_CLASS) - used}"
+
+
+def _batched_calls(course, images):
+    from vizlib.neighbours import extract_features
+    from vizlib.occlusion import occlusion
+    from vizlib.patches import feature_similarity, top_activations, unit_features
+    from vizlib.saliency import saliency, smoothgrad
+    from vizlib.style_transfer import train_transform_net
+    from vizlib.texture_sampling import efros_leung
+
+    return {
+        "predict": lambda b: predict(course, images, batch_size=b),
+        "resolve_classes": lambda b: resolve_classes(course, images, batch_size=b),
+        "saliency": lambda b: saliency(course, images, batch_size=b),
+        "smoothgrad": lambda b: smoothgrad(course, images, n_samples=1, batch_size=b, show_progress=False),
+        "occlusion": lambda b: occlusion(course, images, batch_size=b, show_progress=False),
+        "extract_features": lambda b: extract_features(course, images, batch_size=b, show_progress=False),
+        "top_activations": lambda b: top_activations(course, "features.relu2", images, k=1, batch_size=b),
+        "unit_features": lambda b: unit_features(course, "features.relu2", images, [0], [(0, 0)], batch_size=b),
+        "feature_similarity": lambda b: feature_similarity(
+            course, images, top_activations(course, "features.relu2", images, k=1, show_progress=False), batch_size=b),
+        "efros_leung": lambda b: efros_leung(images[:1, :, :16, :16], 16, 5, batch_size=b),
+        "train_transform_net": lambda b: train_transform_net(course, images[:1], steps=1, batch_size=b),
+    }
+
+
+BATCHED = ["predict", "resolve_classes", "saliency", "smoothgrad", "occlusion", "extract_features", "top_activations",
+           "unit_features", "feature_similarity", "efros_leung", "train_transform_net"]
+COURSE_TOOLS = {"accuracy", "train"}  # train_course_model: run by `make course-model`, not by students
+
+
+def test_every_function_with_a_batch_size_is_checked_below():
+    takes = {name for _, name, obj in public_callables()
+             if inspect.isfunction(obj) and "batch_size" in inspect.signature(obj).parameters}
+    assert takes - COURSE_TOOLS - {"check_batch_size"} == set(BATCHED)
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_every_batch_size_is_checked_alike(course, shapes, name):
+    images = shapes[0][:2]
+    call = _batched_calls(course, images)[name]
+    before = fingerprint(course)
+    for batch_size, error in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=rf"^batch_size must be a positive int, got {batch_size!r}$"):
+            call(batch_size)
+    assert_unchanged(course, before)

@@ -1,0 +1,107 @@
+"""The arguments that many techniques share, checked in one place.
+
+- `classes`: every function that explains or targets a class takes it the same way:
+  None (each image's predicted class), one int for every image, or one index per
+  image. `check_classes` validates given indices, `resolve_classes` also fills in the
+  prediction, and `predict` is the one place a model's prediction is computed.
+- Counts and sizes: `check_batch_size`, `check_positive_int`, `check_positive`.
+
+Each check raises a TypeError for a value of the wrong kind and a ValueError for a
+value out of range, before any work is done.
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from vizlib.images import check_images
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def check_positive_int(value, name):
+    """`value` as an int, or a clear error unless it is a whole number of at least 1 (bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_positive(value, name):
+    """`value` as a float, or a clear error unless it is a real number above 0 (NaN is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_batch_size(batch_size):
+    """How many images go through the model at once: a positive int."""
+    return check_positive_int(batch_size, "batch_size")
+
+
+def check_classes(model, classes, n=None):
+    """Class indices as a LongTensor of length n; an int is used for every image.
+
+    `model` is a model with `class_names`, or the number of classes itself. With n=None
+    the indices are taken as given (one or more).
+    """
+    count = model if isinstance(model, int) else len(model.class_names)
+    raw = torch.as_tensor(classes)
+    if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
+        raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
+    classes = raw.to(torch.long).flatten()
+    if n is None:
+        if classes.numel() == 0:
+            raise ValueError("no classes given")
+        n = classes.numel()
+    if classes.numel() == 1:
+        classes = classes.expand(n)
+    if classes.numel() != n:
+        raise ValueError(f"got {classes.numel()} class indices for {n} images")
+    if n and (classes.min() < 0 or classes.max() >= count):
+        raise ValueError(f"class index out of range: valid indices are 0 to {count - 1}, got {classes.tolist()}")
+    return classes
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model says about each image, all (N,) on the images' device."""
+
+    classes: torch.Tensor        # the class asked about, or the top class when none was given
+    scores: torch.Tensor         # its unnormalised score (logit)
+    probabilities: torch.Tensor  # its softmax probability
+
+
+def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
+    """The model's view of `images`, without gradients: a Prediction.
+
+    classes=None: each image's top class, its score and probability. Given classes
+    (one int for all, or one per image): their scores and probabilities. A network
+    without `class_names` (any module returning (N, classes) scores) works with
+    classes=None. Images go through the model `batch_size` at a time.
+    """
+    check_images(images)
+    batch_size = check_batch_size(batch_size)
+    if classes is not None:
+        classes = check_classes(model, classes, len(images)).to(images.device)
+    if len(images) == 0:
+        empty = images.new_zeros(0)
+        return Prediction(torch.zeros(0, dtype=torch.long, device=images.device), empty, empty)
+    with torch.no_grad():
+        logits = torch.cat([model(chunk) for chunk in images.split(batch_size)])
+    if classes is None:
+        classes = logits.argmax(1)
+    index = classes[:, None].to(logits.device)
+    return Prediction(classes, logits.gather(1, index)[:, 0], logits.softmax(1).gather(1, index)[:, 0])
+
+
+def resolve_classes(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
+    """Class indices (N,) on the images' device: the given ones, else each image's predicted class."""
+    if classes is None:
+        return predict(model, images, batch_size=batch_size).classes
+    check_images(images)
+    return check_classes(model, classes, len(images)).to(images.device)
