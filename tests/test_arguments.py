@@ -163,7 +163,7 @@ def _batched_calls(course, images):
     from vizlib.occlusion import occlusion
     from vizlib.patches import feature_similarity, top_activations, unit_features
     from vizlib.saliency import saliency, smoothgrad
-    from vizlib.style_transfer import train_transform_net
+    from vizlib.course.train_style_net import train_transform_net
     from vizlib.texture_sampling import efros_leung
 
     return {

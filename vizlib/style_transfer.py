@@ -30,13 +30,14 @@ The training loop, and the command that trains the shipped network, are in
 vizlib.course.train_style_net (`make style-net`).
 """
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vizlib import config
-from vizlib.arguments import check_batch_size, check_positive_int
 from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
