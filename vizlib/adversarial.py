@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.optim import check_classes, normalized_step
-from vizlib.plotting import FONT_SIZE, _as_display_array
+from vizlib.plotting import FONT_SIZE, as_display_array
 
 
 def _check_epsilon(epsilon):
@@ -243,7 +243,7 @@ def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=
             f"{model.class_names[classes[n + i]]} {probs[n + i]:.0%}",
         )
         for ax, picture, title in zip(axes[i], shown, titles):
-            ax.imshow(_as_display_array(picture), interpolation="nearest")
+            ax.imshow(as_display_array(picture), interpolation="nearest")
             ax.set_title(title, fontsize=FONT_SIZE)
             ax.axis("off")
     if suptitle:

@@ -46,9 +46,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
+from vizlib.hooks import capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
 from vizlib.optim import check_classes
+from vizlib.wrapper import network
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")
@@ -143,7 +144,7 @@ def modified_relus(model, rule="guided"):
     if rule == "plain":
         yield state
         return
-    relus = [module for module in _network(model).modules() if isinstance(module, nn.ReLU)]
+    relus = [module for module in network(model).modules() if isinstance(module, nn.ReLU)]
     if not relus:
         raise ValueError(
             f"the {rule!r} rule modifies nn.ReLU modules, and this model has none: its map would be the "
@@ -300,7 +301,7 @@ def layer_groups(model):
     are randomised together.
     """
     groups = []
-    for name, module in _network(model).named_modules():
+    for name, module in network(model).named_modules():
         if not name or not any(True for _ in module.parameters(recurse=False)):
             continue
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and groups:
@@ -341,7 +342,7 @@ def cascading_copies(model, steps=None, *, seed=0):
             raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), got {steps}")
         groups = groups[:steps]
     randomised = copy.deepcopy(model)
-    modules = dict(_network(randomised).named_modules())
+    modules = dict(network(randomised).named_modules())
     generator = torch.Generator().manual_seed(seed)
     for name, members in groups:
         for member in members:

@@ -27,7 +27,7 @@ from sklearn.neighbors import NearestNeighbors
 from vizlib import config
 from vizlib.hooks import capture_activations, get_layer
 from vizlib.images import check_images
-from vizlib.plotting import FONT_SIZE, _as_display_array
+from vizlib.plotting import FONT_SIZE, as_display_array
 
 # The features each architecture's classifier reads: (layer name, how a spatial output becomes a vector).
 # "flatten" keeps every value; "mean" averages each channel over its positions (global average pooling).
@@ -247,7 +247,7 @@ def show_neighbours(images, queries, neighbours, *, labels=None, class_names=Non
             if title == "gap":
                 continue
             index = int(query) if ix is None else int(ix[row, j])
-            ax.imshow(_as_display_array(images[index]))
+            ax.imshow(as_display_array(images[index]))
             if labels is not None and ix is not None:
                 colour = "tab:green" if labels[index] == labels[query] else "tab:red"
                 ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, lw=4, edgecolor=colour))

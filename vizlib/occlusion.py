@@ -23,7 +23,7 @@ from torch import nn
 
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.plotting import FONT_SIZE, _as_display_array, overlay
+from vizlib.plotting import FONT_SIZE, as_display_array, overlay
 
 SCORES = ("logit", "probability")
 
@@ -248,7 +248,7 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
     for i in range(n):
         grid, pixel_map = result.grid[i].cpu().numpy(), result.pixel_map[i].cpu().numpy()
         limit = max(float(abs(grid).max()), 1e-12)
-        axes[0, i].imshow(_as_display_array(images[i].cpu()))
+        axes[0, i].imshow(as_display_array(images[i].cpu()))
         axes[1, i].imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
         axes[2, i].imshow(overlay(images[i].cpu(), pixel_map, alpha=alpha))
         row, col = points[i].tolist()

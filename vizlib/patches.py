@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from vizlib.config import progress
-from vizlib.hooks import _network, capture_activations, forward_to, get_layer
+from vizlib.hooks import capture_activations, forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.plotting import live_figure
+from vizlib.wrapper import network
 
 __all__ = [
     "ReceptiveField", "TopActivations", "receptive_field", "merge_top_k", "top_activations",
@@ -236,7 +237,7 @@ def receptive_field(model, layer):
     what is known.
     """
     name, _ = get_layer(model, layer)
-    return _to_target(_IDENTITY, _network(model), "", name.split("."), name)
+    return _to_target(_IDENTITY, network(model), "", name.split("."), name)
 
 
 # ---------------------------------------------------------------------------------------------
