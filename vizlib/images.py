@@ -5,6 +5,8 @@ A course image is a float tensor of shape (N, 3, H, W), RGB, values in [0, 1].
 `check_images` is what every model and technique uses to refuse anything else.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ _RANGE_TOLERANCE = 1e-4
 
 
 def check_images(images, *, name="images"):
-    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor in [0, 1]."""
+    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor, finite, in [0, 1]."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(
             f"{name}: expected a torch.Tensor of shape (N, 3, H, W) in [0, 1], got "
@@ -43,12 +45,14 @@ def check_images(images, *, name="images"):
             f"{tuple(images.shape)}; repeat a greyscale channel with images.expand(-1, 3, -1, -1)"
         )
     if images.numel():
-        low, high = torch.aminmax(images.detach())
+        low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # NaN anywhere makes both NaN
+        if math.isnan(low):
+            raise ValueError(f"{name}: expected values in [0, 1], got NaN (not a number) in some pixels")
+        if math.isinf(low) or math.isinf(high):
+            raise ValueError(f"{name}: expected values in [0, 1], got infinite values in some pixels")
         if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
             hint = " (it looks like 0-255: divide by 255)" if high > 2 else ""
-            raise ValueError(
-                f"{name}: expected values in [0, 1], got [{low.item():.4g}, {high.item():.4g}]{hint}"
-            )
+            raise ValueError(f"{name}: expected values in [0, 1], got [{low:.4g}, {high:.4g}]{hint}")
     return images
 
 
