@@ -5,7 +5,7 @@ Core modules (used by every notebook):
     images      conversion at the edge, the offline sample images
     course_data the course dataset: shapes on natural clutter, with masks
     datasets    images for a model: course data, Imagenette, offline photographs
-    wrapper     the model wrapper (VizModel), layers by name
+    wrapper     the model wrapper (VizModel), layers by name, the entry check of every technique
     models      the course model and torchvision ImageNet models, wrapped
     hooks       hooks that always clean up, running a network only as far as a layer
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop

@@ -26,6 +26,7 @@ from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.optim import check_classes, normalized_step
 from vizlib.plotting import FONT_SIZE, as_display_array
+from vizlib.wrapper import checks_inputs
 
 
 def _check_epsilon(epsilon):
@@ -51,9 +52,9 @@ def _check_positive(name, value):
 
 
 @torch.no_grad()
+@checks_inputs("images")
 def predict(model, images, *, batch_size=256):
     """The predicted class (N,) and its softmax probability (N,) for each image."""
-    check_images(images)
     if len(images) == 0:
         return torch.zeros(0, dtype=torch.long, device=images.device), images.new_zeros(0)
     probabilities = torch.cat([model(batch).softmax(1) for batch in images.split(batch_size)])
@@ -85,6 +86,7 @@ def _attack_classes(model, images, labels, targets):
     return check_classes(model, labels, len(images)).to(images.device), 1.0
 
 
+@checks_inputs("images")
 def loss_gradient(model, images, classes):
     """Gradient of the summed cross-entropy loss against `classes` with respect to the pixels.
 
@@ -97,6 +99,7 @@ def loss_gradient(model, images, classes):
     return grad
 
 
+@checks_inputs("images")
 def fgsm(model, images, labels=None, *, epsilon, targets=None):
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size epsilon.
 
@@ -105,7 +108,6 @@ def fgsm(model, images, labels=None, *, epsilon, targets=None):
     Returns the adversarial images, clamped to [0, 1], within epsilon of `images`
     in every pixel.
     """
-    check_images(images)
     epsilon = _check_epsilon(epsilon)
     images = images.detach()
     classes, direction = _attack_classes(model, images, labels, targets)
@@ -125,6 +127,7 @@ def project(adversarial, images, epsilon):
     # END SOLUTION
 
 
+@checks_inputs("images")
 def pgd(
     model, images, labels=None, *, epsilon, steps=10, step_size=None, random_start=True,
     targets=None, seed=0, show_progress=None,
@@ -138,7 +141,6 @@ def pgd(
     sign of the loss gradient and project back into the ball and into [0, 1].
     Untargeted and targeted as in `fgsm`.
     """
-    check_images(images)
     epsilon = _check_epsilon(epsilon)
     steps = _check_positive_int("steps", steps)
     step_size = 2.5 * epsilon / steps if step_size is None else _check_positive("step_size", step_size)
@@ -174,6 +176,7 @@ class FoolingResult:
     success: torch.Tensor   # (N,) whether the model predicts the target at the end
 
 
+@checks_inputs("images")
 def fooling_image(model, images, targets, *, step_size=0.5, max_steps=100, show_progress=None):
     """Fooling images (Szegedy et al. 2014): raise the target's score until the model predicts it.
 
@@ -181,7 +184,6 @@ def fooling_image(model, images, targets, *, step_size=0.5, max_steps=100, show_
     unnormalised score, ||.||_2 over the whole image) and clamps to [0, 1]. Each image
     stops as soon as its prediction is its target, or after `max_steps` steps.
     """
-    check_images(images)
     step_size = _check_positive("step_size", step_size)
     max_steps = _check_positive_int("max_steps", max_steps)
     targets = check_classes(model, targets, len(images)).to(images.device)
@@ -220,14 +222,13 @@ def perturbation_norms(images, adversarial):
     return delta.abs().amax(1), delta.norm(dim=1)
 
 
+@checks_inputs("images", "adversarial")
 def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=None):
     """Rows of original | perturbation x magnify (grey = 0) | adversarial, titled class and probability.
 
     `magnify` defaults to 0.5 / (largest change) so the perturbation fills the grey
     range; the factor used is written in the column title.
     """
-    check_images(images)
-    check_images(adversarial, name="adversarial")
     delta = (adversarial - images).detach()
     if magnify is None:
         largest = delta.abs().max().item()

@@ -49,7 +49,7 @@ from torch.overrides import TorchFunctionMode
 from vizlib.hooks import capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
 from vizlib.optim import check_classes
-from vizlib.wrapper import network
+from vizlib.wrapper import checks_inputs, network
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")
@@ -178,6 +178,7 @@ def _pixels(images):
     return images.detach().clone().requires_grad_(True)
 
 
+@checks_inputs("images")
 def class_gradient(model, images, classes, *, rule="guided"):
     """Gradient of the unnormalised class scores w.r.t. the images (N, 3, H, W) under `rule`.
 
@@ -197,11 +198,13 @@ def class_gradient(model, images, classes, *, rule="guided"):
     return grad
 
 
+@checks_inputs("images")
 def guided_backprop(model, images, classes):
     """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W)."""
     return class_gradient(model, images, classes, rule="guided")
 
 
+@checks_inputs("images")
 def deconvnet(model, images, classes):
     """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W)."""
     return class_gradient(model, images, classes, rule="deconvnet")
@@ -215,13 +218,14 @@ def _channel_objective(activation, channel, reduce, layer):
         raise TypeError(f"channel must be an int, got {type(channel).__name__}")
     if not 0 <= channel < count:
         raise ValueError(f"channel {channel} out of range: layer {layer!r} has channels 0 to {count - 1}")
-    values = activation[:, channel].reshape(len(activation), -1)  # (N, H*W), or (N, 1) for a linear layer
+    values = activation[:, channel:channel + 1].flatten(1)  # (N, H*W), or (N, 1) for a linear layer
     if reduce == "max":
         position = values.detach().argmax(1, keepdim=True)
         return values.gather(1, position).squeeze(1)
     return values.mean(1)
 
 
+@checks_inputs("images")
 def channel_gradient(model, images, layer, channel, *, rule="guided", reduce="max"):
     """Gradient w.r.t. the images of one channel of an intermediate layer's output, under `rule`.
 
@@ -365,6 +369,7 @@ class RandomizationResult:
         return (~self.correlations[rule].isnan()).sum(1)
 
 
+@checks_inputs("images")
 def cascading_randomization(model, images, classes, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 

@@ -28,6 +28,7 @@ from vizlib import config
 from vizlib.hooks import capture_activations, get_layer
 from vizlib.images import check_images
 from vizlib.plotting import FONT_SIZE, as_display_array
+from vizlib.wrapper import checks_inputs
 
 # The features each architecture's classifier reads: (layer name, how a spatial output becomes a vector).
 # "flatten" keeps every value; "mean" averages each channel over its positions (global average pooling).
@@ -60,6 +61,7 @@ def feature_layer(model):
     return FEATURE_LAYERS[name]
 
 
+@checks_inputs("images")
 def extract_features(model, images, layer=None, *, pool=None, batch_size=256, show_progress=None):
     """One feature vector per image: the output of `layer`, as a float tensor (N, D).
 
@@ -70,7 +72,6 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     Images go through the model in batches of `batch_size` on the model's device,
     without gradients; the features come back on the device of `images`.
     """
-    check_images(images)
     if len(images) == 0:
         raise ValueError("empty dataset: extract_features needs at least 1 image, got 0")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:

@@ -19,11 +19,10 @@ from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 from vizlib.config import progress
-from vizlib.images import check_images
 from vizlib.plotting import FONT_SIZE, as_display_array, overlay
+from vizlib.wrapper import checks_inputs
 
 SCORES = ("logit", "probability")
 
@@ -130,21 +129,11 @@ def _check_targets(target, scores):
     return targets
 
 
-def _check_eval_mode(model):
-    """Refuse layers that behave differently in training (their forward would change or randomise them)."""
-    stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-    training = [name for name, module in model.named_modules() if isinstance(module, stateful) and module.training]
-    if training:
-        raise ValueError(
-            f"the model is in training mode ({', '.join(training[:3])} ...): its batch-norm statistics "
-            "would change and dropout would make scores random; call model.eval() first"
-        )
-
-
 def _score(logits, score):
     return logits if score == "logit" else logits.softmax(1)
 
 
+@checks_inputs("images")
 def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch_size=256,
               score="logit", show_progress=None):
     """Occlusion sensitivity of `model` for `images` (N, 3, H, W) in [0, 1].
@@ -160,8 +149,6 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
     `pixel_map` (N, H, W), the targets and the unoccluded scores. The model is only
     evaluated (under torch.no_grad); nothing about it changes.
     """
-    check_images(images)
-    _check_eval_mode(model)
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -28,8 +28,8 @@ images above rows of maps, with mask outlines.
 import torch
 
 from vizlib.config import progress
-from vizlib.images import check_images
 from vizlib.optim import check_classes, score_gradient
+from vizlib.wrapper import checks_inputs
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -39,23 +39,24 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
+@checks_inputs("images")
 def predicted_classes(model, images, *, batch_size=DEFAULT_BATCH_SIZE):
     """The model's top class for each image, (N,) on the images' device."""
-    check_images(images)
     _check_batch_size(batch_size)
     with torch.no_grad():
         chunks = [model(chunk).argmax(1) for chunk in images.split(batch_size)]
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=images.device)
 
 
+@checks_inputs("images")
 def resolve_classes(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """Class indices (N,): the given ones (one int for all, or one per image), else the prediction."""
-    check_images(images)
     if classes is None:
         return predicted_classes(model, images, batch_size=batch_size)
     return check_classes(model, classes, len(images)).to(images.device)
 
 
+@checks_inputs("images")
 def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """Saliency maps (N, H, W): max over colour channels of |d score_class / d pixel|.
 
@@ -63,7 +64,6 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     index per image (e.g. the true labels). The score is the unnormalised class
     score. Images go through the model `batch_size` at a time.
     """
-    check_images(images)
     _check_batch_size(batch_size)
     classes = resolve_classes(model, images, classes, batch_size=batch_size)
     maps = []
@@ -83,6 +83,7 @@ def noise_std(images, noise_level):
     return noise_level * (flat.amax(1) - flat.amin(1))
 
 
+@checks_inputs("images")
 def smoothgrad(
     model, images, classes=None, *, n_samples=25, noise_level=0.15, seed=0,
     batch_size=DEFAULT_BATCH_SIZE, show_progress=None,
@@ -96,7 +97,6 @@ def smoothgrad(
     pass, about `batch_size` images at a time. With classes=None, each image's
     class is the model's prediction on the clean image.
     """
-    check_images(images)
     _check_batch_size(batch_size)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
