@@ -88,6 +88,45 @@ def test_a_direct_call_inside_no_vizlib_call_checks_its_values(course):
             course(bad)
 
 
+class InputRecorder(nn.Module):
+    """Records what the network receives: dtype and whether it is channels-last."""
+
+    def __init__(self, dtype=torch.float32):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3).to(dtype)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((x.dtype, x.is_contiguous(memory_format=torch.channels_last)))
+        return self.conv(x).flatten(1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_network_gets_its_dtype_and_the_cpus_fast_layout_and_the_gradient_comes_back_as_the_input(dtype):
+    model = freeze(VizModel(InputRecorder(dtype), name="probe", class_names=(), input_size=None,
+                            mean=(0.5,) * 3, std=(0.25,) * 3))
+    torch.manual_seed(0)
+    for images in (torch.rand(2, 3, 6, 6, dtype=torch.float64), torch.rand(2, 3, 6, 6, dtype=torch.float16),
+                   torch.rand(2, 3, 6, 6).contiguous(memory_format=torch.channels_last)):
+        pixels = images.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(pixels).sum(), pixels)
+        assert model.net.seen[-1] == (dtype, True)
+        assert grad.dtype == images.dtype and grad.stride() == images.stride()
+        # the oracle: the same network fed by hand, in its own dtype and the default layout
+        reference = pixels.detach().to(dtype).requires_grad_(True)
+        (expected,) = torch.autograd.grad(model.net.conv((reference - 0.5) / 0.25).sum(), reference)
+        # equal up to the order of float32 sums, which differs between the two layouts' kernels
+        torch.testing.assert_close(grad.double(), expected.double(), rtol=1e-3, atol=1e-5)
+
+
+def test_the_fast_layout_leaves_the_course_models_scores_as_they_were(course):
+    images, _, _ = make_shapes(8, "held_out", seed=2)
+    with torch.no_grad():
+        fast = course(images)
+        by_hand = course.net((images - course.mean) / course.std)   # the contiguous layout, bypassing the wrapper
+    torch.testing.assert_close(fast, by_hand, rtol=1e-5, atol=1e-5)
+
+
 # --- the entry check ----------------------------------------------------------------------------
 
 
@@ -257,8 +296,8 @@ def test_odd_inputs_give_the_plain_result_or_a_clear_error_and_change_nothing(
     elif expected == "same":
         result = run(model, images)
         # results come in the model's dtype; what is a view or gradient of the input comes in the input's.
-        # A channels-last input runs other convolution kernels, which sum in another order.
-        torch.testing.assert_close(result, plain_results(technique).to(result.dtype), rtol=1e-4, atol=1e-5)
+        # The wrapper feeds the network one layout, whatever the input's: equal bit for bit.
+        assert torch.equal(result, plain_results(technique).to(result.dtype))
     else:
         try:
             result = run(model, images)

@@ -161,11 +161,8 @@ def occlusion(model, images, target=None, *, window=8, stride=4, fill=0.5, batch
     fill = _check_fill(fill, images)
     images = images.detach()
 
-    # convolutions run several times faster on the CPU with channels-last inputs
-    memory_format = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
-
     def evaluate(batch):
-        return _score(model(batch.contiguous(memory_format=memory_format)), score)
+        return _score(model(batch), score)
 
     with torch.no_grad():
         scores = evaluate(images)

@@ -21,7 +21,8 @@ Every public function that takes a model and images starts with the same check,
   needs them. Layout (channels-last, non-contiguous) and `requires_grad` are left as given.
 
 Inside the call nothing is checked twice (`vizlib.images.values_checked`). Called
-directly, `model(images)` checks its images itself and converts them to its dtype.
+directly, `model(images)` checks its images itself; it then feeds the network the
+memory format that runs fastest on the images' device, so every technique gains from it.
 """
 
 import functools
@@ -33,8 +34,30 @@ from torch import nn
 
 from vizlib.images import check_images, values_checked
 
+# Convolutions run faster on channels-last inputs on these devices (measured on a 2-core CPU:
+# SqueezeNet 1.1 forward and backward at 224 px about 1.4-1.7x, the course model at 64 px about 1.2x);
+# on CUDA it is the layout cuDNN's fastest kernels use. Other devices get the layout they are given.
+FAST_MEMORY_FORMAT = {"cpu": torch.channels_last, "cuda": torch.channels_last}
+
 # Layers whose training mode changes what they compute, or what they store.
 MODE_DEPENDENT_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+class _FastLayout(torch.autograd.Function):
+    """Images in `dtype` and in the memory format fastest on their device. Their gradient comes
+    back in their own dtype, and contiguous when they were, so a technique's maps are laid out
+    as they would be without the fast format."""
+
+    @staticmethod
+    def forward(ctx, images, dtype):
+        ctx.dtype, ctx.contiguous = images.dtype, images.is_contiguous()
+        memory_format = FAST_MEMORY_FORMAT.get(images.device.type, torch.preserve_format)
+        return images.to(dtype, memory_format=memory_format, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.to(ctx.dtype)
+        return (grad.contiguous() if ctx.contiguous else grad), None
 
 
 class VizModel(nn.Module):
@@ -51,7 +74,7 @@ class VizModel(nn.Module):
 
     def forward(self, images):
         check_images(images)
-        pixels = images.to(self.dtype)
+        pixels = _FastLayout.apply(images, self.dtype)
         try:
             return self.net((pixels - self.mean) / self.std)
         except RuntimeError as error:  # most often a network that cannot take this size: say so
