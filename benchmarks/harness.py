@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch import nn
+from torchvision.transforms import Normalize
+
+from vizlib.wrapper import FAST_MEMORY_FORMAT
 
 
 @dataclass
@@ -83,3 +87,23 @@ def photographs(size=224):
     from vizlib.images import load_sample_image
 
     return torch.cat([load_sample_image(name, size=size) for name in PHOTOGRAPHS])
+
+
+def captum_network(model):
+    """What a captum user attributes: the bare network of a VizModel with torchvision's Normalize in front.
+
+    The reference then runs as captum runs outside the course, not through vizlib's wrapper
+    (whose fast memory format would speed up the reference too). Same weights, no copy.
+    """
+    normalise = Normalize(model.mean.flatten().tolist(), model.std.flatten().tolist())
+    return nn.Sequential(normalise, model.net).eval()
+
+
+def in_fast_layout(images):
+    """The images in the memory format vizlib's wrapper feeds the network on their device.
+
+    A reference fed these is what to check vizlib's output against: where a max-pooling
+    window holds tied maxima (as the flat colours of the course images give), the layout
+    decides which input the gradient flows to. Both routes are valid gradients; they differ.
+    """
+    return images.to(memory_format=FAST_MEMORY_FORMAT.get(images.device.type, torch.preserve_format))

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table (`make bench`).
 
-    python -m benchmarks.run [-k occlusion]
+    python -m benchmarks.run [-k occlusion] [-k saliency ...]
 
 Each benchmarks/bench_*.py module defines `comparisons()`, yielding `Comparison`s.
 """
@@ -23,12 +23,13 @@ def discover():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-k", default="", help="only benchmarks whose name contains this")
+    parser.add_argument("-k", action="append", default=[],
+                        help="only benchmarks whose name contains this (repeat for several)")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     results = []
     for comparison in discover():
-        if args.k in comparison.name:
+        if not args.k or any(k in comparison.name for k in args.k):
             results.append(run(comparison))
             print(f"done: {comparison.name}", flush=True)
     print(format_table(results))

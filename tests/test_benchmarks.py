@@ -1,11 +1,14 @@
-"""The benchmark harness's arithmetic, on a fake clock (no timing in tests)."""
+"""The benchmark harness: its arithmetic on a fake clock (no timing in tests), and the captum side it builds."""
 
 import itertools
 
 import pytest
 import torch
 
-from benchmarks.harness import Comparison, format_table, photographs, run, same_output
+from benchmarks.harness import (
+    Comparison, captum_network, format_table, in_fast_layout, photographs, run, same_output,
+)
+from vizlib.wrapper import VizModel
 
 
 def test_medians_and_speedup_from_alternating_calls():
@@ -34,3 +37,17 @@ def test_photographs_are_eight_course_images():
     photos = photographs(32)
     assert photos.shape == (8, 3, 32, 32) and 0 <= photos.min() and photos.max() <= 1
     assert len({tuple(photo.flatten()[:50].tolist()) for photo in photos}) == 8     # eight different pictures
+
+
+def test_captums_network_is_the_bare_network_behind_torchvisions_normalize(course):
+    network = captum_network(course)
+    assert network[1] is course.net and not any(isinstance(m, VizModel) for m in network.modules())
+    images = photographs(64)
+    with torch.no_grad():
+        torch.testing.assert_close(network(images), course(images), rtol=1e-5, atol=1e-5)
+
+
+def test_the_fast_layout_is_the_one_the_wrapper_feeds_the_network(course):
+    images = photographs(16)
+    assert in_fast_layout(images).is_contiguous(memory_format=torch.channels_last)   # on the CPU
+    assert torch.equal(in_fast_layout(images), images)

@@ -53,6 +53,16 @@ def test_check_images_says_what_was_expected_and_given(bad, error, words):
         check_images(bad)
 
 
+@pytest.mark.parametrize("value, words", [(float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite")])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_a_single_nan_or_infinite_pixel_anywhere_is_refused(value, words, dtype):
+    for index in ((0, 0, 0, 0), (2, 1, 5, 3), (3, 2, 7, 7)):     # first, middle and last pixel of the batch
+        images = torch.rand(4, 3, 8, 8).to(dtype)
+        images[index] = value
+        with pytest.raises(ValueError, match=f"expected values in \\[0, 1\\], got {words}"):
+            check_images(images)
+
+
 def test_every_sample_image_loads_offline_as_rgb():
     for name in SAMPLE_IMAGES:
         image = load_sample_image(name, size=32)

@@ -5,8 +5,9 @@ Core modules (used by every notebook):
     images      conversion at the edge, the offline sample images
     course_data the course dataset: shapes on natural clutter, with masks
     datasets    images for a model: course data, Imagenette, offline photographs
-    models      the model wrapper, the course model, torchvision ImageNet models
-    hooks       layers by name, hooks that always clean up
+    wrapper     the model wrapper (VizModel), layers by name, the entry check of every technique
+    models      the course model and torchvision ImageNet models, wrapped
+    hooks       hooks that always clean up, running a network only as far as a layer
     layers      which layers each technique reads on each model: one table, one lookup
     arguments   the class argument, predictions and batch sizes, checked in one place
     optim       pixel gradients, normalised steps, TV loss, the image-optimisation loop
@@ -25,9 +26,10 @@ vizlib.course (build_course, student_release, download, train_course_model, trai
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
-from vizlib.hooks import capture_activations, get_layer, layer_names
+from vizlib.hooks import capture_activations
 from vizlib.images import check_images, load_sample_image, to_image_tensor
-from vizlib.models import VizModel, load_model, pick_model
+from vizlib.models import load_model, pick_model
+from vizlib.wrapper import VizModel, get_layer, layer_names
 
 __all__ = [
     "FAST", "describe", "fast_or", "pick_device", "progress", "seed_everything",

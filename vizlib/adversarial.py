@@ -26,7 +26,8 @@ from vizlib.arguments import check_classes, check_positive, check_positive_int, 
 from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.optim import normalized_step
-from vizlib.plotting import FONT_SIZE, _as_display_array
+from vizlib.plotting import FONT_SIZE, as_display_array
+from vizlib.wrapper import checks_inputs
 
 
 def _check_epsilon(epsilon):
@@ -64,6 +65,7 @@ def _attack_classes(model, images, classes, targeted):
     return classes, -1.0
 
 
+@checks_inputs("images")
 def loss_gradient(model, images, classes):
     """Gradient of the summed cross-entropy loss against `classes` with respect to the pixels.
 
@@ -76,6 +78,7 @@ def loss_gradient(model, images, classes):
     return grad
 
 
+@checks_inputs("images")
 def fgsm(model, images, classes=None, *, epsilon, targeted=False):
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size epsilon.
 
@@ -86,7 +89,6 @@ def fgsm(model, images, classes=None, *, epsilon, targeted=False):
     Returns the adversarial images, clamped to [0, 1], within epsilon of `images`
     in every pixel.
     """
-    check_images(images)
     epsilon = _check_epsilon(epsilon)
     images = images.detach()
     classes, direction = _attack_classes(model, images, classes, targeted)
@@ -106,6 +108,7 @@ def project(adversarial, images, epsilon):
     # END SOLUTION
 
 
+@checks_inputs("images")
 def pgd(
     model, images, classes=None, *, epsilon, steps=10, step_size=None, random_start=True,
     targeted=False, seed=0, show_progress=None,
@@ -119,7 +122,6 @@ def pgd(
     sign of the loss gradient and project back into the ball and into [0, 1].
     Untargeted and targeted as in `fgsm`.
     """
-    check_images(images)
     epsilon = _check_epsilon(epsilon)
     steps = check_positive_int(steps, "steps")
     step_size = 2.5 * epsilon / steps if step_size is None else check_positive(step_size, "step_size")
@@ -155,6 +157,7 @@ class FoolingResult:
     success: torch.Tensor   # (N,) whether the model predicts the target at the end
 
 
+@checks_inputs("images")
 def fooling_image(model, images, classes, *, step_size=0.5, max_steps=100, show_progress=None):
     """Fooling images (Szegedy et al. 2014): raise the score of `classes` until the model predicts them.
 
@@ -164,7 +167,6 @@ def fooling_image(model, images, classes, *, step_size=0.5, max_steps=100, show_
     unnormalised score, ||.||_2 over the whole image) and clamps to [0, 1]. Each image
     stops as soon as its prediction is its target, or after `max_steps` steps.
     """
-    check_images(images)
     step_size = check_positive(step_size, "step_size")
     max_steps = check_positive_int(max_steps, "max_steps")
     targets = check_classes(model, classes, len(images)).to(images.device)
@@ -203,14 +205,13 @@ def perturbation_norms(images, adversarial):
     return delta.abs().amax(1), delta.norm(dim=1)
 
 
+@checks_inputs("images", "adversarial")
 def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=None):
     """Rows of original | perturbation x magnify (grey = 0) | adversarial, titled class and probability.
 
     `magnify` defaults to 0.5 / (largest change) so the perturbation fills the grey
     range; the factor used is written in the column title.
     """
-    check_images(images)
-    check_images(adversarial, name="adversarial")
     delta = (adversarial - images).detach()
     if magnify is None:
         largest = delta.abs().max().item()
@@ -227,7 +228,7 @@ def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=
             f"{model.class_names[classes[n + i]]} {probs[n + i]:.0%}",
         )
         for ax, picture, title in zip(axes[i], shown, titles):
-            ax.imshow(_as_display_array(picture), interpolation="nearest")
+            ax.imshow(as_display_array(picture), interpolation="nearest")
             ax.set_title(title, fontsize=FONT_SIZE)
             ax.axis("off")
     if suptitle:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vizlib.images import check_images
+from vizlib.wrapper import checks_inputs
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -76,6 +76,7 @@ class Prediction:
     probabilities: torch.Tensor  # its softmax probability
 
 
+@checks_inputs("images")
 def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """The model's view of `images`, without gradients: a Prediction.
 
@@ -84,7 +85,6 @@ def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     without `class_names` (any module returning (N, classes) scores) works with
     classes=None. Images go through the model `batch_size` at a time.
     """
-    check_images(images)
     batch_size = check_batch_size(batch_size)
     if classes is not None:
         classes = check_classes(model, classes, len(images)).to(images.device)
@@ -99,9 +99,9 @@ def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     return Prediction(classes, logits.gather(1, index)[:, 0], logits.softmax(1).gather(1, index)[:, 0])
 
 
+@checks_inputs("images")
 def resolve_classes(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """Class indices (N,) on the images' device: the given ones, else each image's predicted class."""
     if classes is None:
         return predict(model, images, batch_size=batch_size).classes
-    check_images(images)
     return check_classes(model, classes, len(images)).to(images.device)

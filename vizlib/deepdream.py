@@ -13,16 +13,18 @@ import torch.nn.functional as F
 
 from vizlib.config import progress
 from vizlib.hooks import forward_to, get_layer
-from vizlib.images import check_images
 from vizlib.optim import jitter, normalized_step
+from vizlib.wrapper import checks_inputs
 
 
+@checks_inputs("images")
 def layer_energy(model, images, layer):
     """1/2 ||a||^2 / size: the mean squared activation of `layer`, per image (no gradient)."""
     with torch.no_grad():
         return forward_to(model, images, layer).flatten(1).pow(2).mean(1) / 2
 
 
+@checks_inputs("images")
 def dream_step(model, images, layer, step_size, max_jitter=0, generator=None):
     """One normalised ascent step on the layer's energy; returns new images in [0, 1]."""
     pixels = images.detach().clone().requires_grad_(True)
@@ -31,12 +33,13 @@ def dream_step(model, images, layer, step_size, max_jitter=0, generator=None):
         activations = forward_to(model, jitter(pixels, max_jitter, generator), layer)
         energy = activations.pow(2).sum() / 2  # d energy / d activations = activations
         (grad,) = torch.autograd.grad(energy, pixels)
-        per_pixel = grad[0].numel()  # the L1-normalised step: grad / mean |grad|
+        per_pixel = grad.shape[1:].numel()  # the L1-normalised step: grad / mean |grad|
         step = normalized_step(grad, step_size * per_pixel, norm=1)
         # END SOLUTION
     return (images + step).clamp(0, 1)
 
 
+@checks_inputs("images")
 def deepdream(model, images, layer, *, octaves=3, octave_scale=1.4, steps=10, step_size=0.01, max_jitter=8,
               seed=0, show_progress=None):
     """Dream `images` (N, 3, H, W) at `layer`; returns images of the same size, in [0, 1].
@@ -44,7 +47,6 @@ def deepdream(model, images, layer, *, octaves=3, octave_scale=1.4, steps=10, st
     octaves: number of scales, the smallest 1/octave_scale^(octaves-1) of the input;
     steps: ascent steps per octave; step_size: mean absolute pixel change per step.
     """
-    check_images(images)
     name, _ = get_layer(model, layer)
     if octaves < 1 or steps < 1:
         raise ValueError(f"octaves and steps must be at least 1, got {octaves} and {steps}")

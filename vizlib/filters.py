@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from vizlib.hooks import capture_activations, get_layer, layer_names
-from vizlib.images import check_images
+from vizlib.wrapper import checks_inputs
 
 MAX_CUTOFF = math.sqrt(0.5)  # cycles per pixel: the corner of the frequency plane
 
@@ -81,13 +81,13 @@ def filter_weights(model, layer=None):
     return conv.weight.detach().clone()
 
 
+@checks_inputs("images")
 def first_layer_activations(model, images, layer=None):
     """The first layer's output for `images` (N, 3, H, W) in [0, 1]: (N, filters, h, w).
 
     Map k is the response of filter k (before any batch norm or ReLU that follows),
     computed on the images after the model's own normalisation.
     """
-    check_images(images)
     name, _ = first_conv_layer(model, layer)
     with capture_activations(model, name) as activations, torch.no_grad():
         model(images)

@@ -36,6 +36,7 @@ from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image
+from vizlib.wrapper import checks_inputs
 
 GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")
@@ -258,6 +259,7 @@ def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
     )
 
 
+@checks_inputs("init")
 def class_visualization(model, classes, settings=None, *, init=None, seed=0, show_progress=None):
     """One image per class index in `classes` that the model scores highly for that class.
 
@@ -271,6 +273,7 @@ def class_visualization(model, classes, settings=None, *, init=None, seed=0, sho
     return _ascend(model, objective, len(classes), settings, init, seed, "class visualisation", show_progress)
 
 
+@checks_inputs("init")
 def unit_visualization(model, layer, channels, *, position=None, settings=None, init=None, seed=0,
                        show_progress=None):
     """One image per index in `channels` that drives that channel of `layer` hard.
@@ -321,6 +324,7 @@ def random_transforms(n, *, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
     return [(float(s), tuple(float(v) for v in d)) for s, d in zip(scales, shifts)]
 
 
+@checks_inputs("images")
 def transform_robustness(model, images, classes=None, *, n=64, max_shift=0.2, scale_range=(0.6, 1.4), seed=0):
     """Per image, the share of `n` random shift-and-rescale copies still classified as its class.
 
@@ -328,7 +332,6 @@ def transform_robustness(model, images, classes=None, *, n=64, max_shift=0.2, sc
     Every image sees the same `n` transforms (same seed, same transforms), so two sets
     of images can be compared pair by pair.
     """
-    check_images(images)
     n = check_positive_int(n, "n (the number of transforms)")
     classes = resolve_classes(model, images, classes)
     size = images.shape[-1]

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib.hooks import get_layer, layer_features
-from vizlib.images import check_images, sample_crop
+from vizlib.images import sample_crop
 from vizlib.layers import layers_for
 from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
+from vizlib.wrapper import checks_inputs
 
 # Texture samples cut from the offline images: name -> (image, (top, left, side)).
 TEXTURES = {
@@ -156,6 +157,7 @@ def texture_noise(shape, *, seed=0, contrast=0.1, device=None):
     return torch.sigmoid(contrast * torch.randn(shape, generator=generator)).to(device)
 
 
+@checks_inputs("sample", "init")
 def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, optimizer="lbfgs", lr=None,
                        relative=True, init=None, contrast=0.1, seed=0, show_progress=None):
     """Grow textures from noise whose Gram matrices at the weighted layers match `sample`'s.
@@ -169,7 +171,8 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     direction (strong Wolfe line search). Returns an OptimizationResult (images,
     losses: the weighted Gram loss before each step).
     """
-    check_images(sample, name="sample")
+    if len(sample) == 0:
+        raise ValueError("sample is an empty batch; expected at least one texture image")
     weights = default_texture_weights(model) if weights is None else weights
     check_layer_weights(weights)
     weights = {get_layer(model, layer)[0]: w for layer, w in weights.items() if float(torch.as_tensor(w).max()) > 0}
@@ -178,7 +181,6 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
         raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
     if init is None:
         init = texture_noise((len(sample), 3, height, width), seed=seed, contrast=contrast, device=sample.device)
-    check_images(init, name="init")
     if len(init) != len(sample):
         raise ValueError(f"init has {len(init)} images for {len(sample)} samples")
     with torch.no_grad():
@@ -188,7 +190,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     # L-BFGS gives up once every gradient entry is below 1e-7. Summing rather than averaging
     # over an image's values keeps each pixel's gradient independent of the image size and
     # far above that tolerance; Adam does not care about the scale.
-    scale = init[0].numel() if optimizer == "lbfgs" else 1.0
+    scale = init.shape[1:].numel() if optimizer == "lbfgs" else 1.0
 
     def objective(images):
         # BEGIN SOLUTION
@@ -205,13 +207,12 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
 # ----------------------------------------------------------------------------------------------
 # Measures on what the loss did not optimise
 
+@checks_inputs("images", "sample")
 def gram_distance(model, images, sample, layers):
     """Relative Gram distance per image: sum over `layers` of mean (G - A)^2 / mean A^2 (no gradient).
 
     sample: one image for all, or one per image.
     """
-    check_images(images)
-    check_images(sample, name="sample")
     if len(sample) not in (1, len(images)):
         raise ValueError(f"give one sample or one per image ({len(images)}), got {len(sample)}")
     layers = [layers] if isinstance(layers, str) else list(layers)

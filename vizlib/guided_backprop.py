@@ -47,9 +47,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from vizlib.arguments import check_classes, resolve_classes
-from vizlib.hooks import _network, capture_activations, get_layer, temporary_hooks
+from vizlib.hooks import capture_activations, get_layer, temporary_hooks
 from vizlib.images import check_images
 from vizlib.sanity import randomization_check
+from vizlib.wrapper import checks_inputs, network
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")
@@ -144,7 +145,7 @@ def modified_relus(model, rule="guided"):
     if rule == "plain":
         yield state
         return
-    relus = [module for module in _network(model).modules() if isinstance(module, nn.ReLU)]
+    relus = [module for module in network(model).modules() if isinstance(module, nn.ReLU)]
     if not relus:
         raise ValueError(
             f"the {rule!r} rule modifies nn.ReLU modules, and this model has none: its map would be the "
@@ -178,6 +179,7 @@ def _pixels(images):
     return images.detach().clone().requires_grad_(True)
 
 
+@checks_inputs("images")
 def class_gradient(model, images, classes=None, *, rule="guided"):
     """Gradient of the unnormalised class scores w.r.t. the images (N, 3, H, W) under `rule`.
 
@@ -199,6 +201,7 @@ def class_gradient(model, images, classes=None, *, rule="guided"):
     return grad
 
 
+@checks_inputs("images")
 def guided_backprop(model, images, classes=None):
     """Guided backpropagation of the class scores (Springenberg et al. 2015): (N, 3, H, W).
 
@@ -207,6 +210,7 @@ def guided_backprop(model, images, classes=None):
     return class_gradient(model, images, classes, rule="guided")
 
 
+@checks_inputs("images")
 def deconvnet(model, images, classes=None):
     """Deconvnet reconstruction of the class scores (Zeiler & Fergus 2014): (N, 3, H, W).
 
@@ -223,13 +227,14 @@ def _channel_objective(activation, channel, reduce, layer):
         raise TypeError(f"channel must be an int, got {type(channel).__name__}")
     if not 0 <= channel < count:
         raise ValueError(f"channel {channel} out of range: layer {layer!r} has channels 0 to {count - 1}")
-    values = activation[:, channel].reshape(len(activation), -1)  # (N, H*W), or (N, 1) for a linear layer
+    values = activation[:, channel:channel + 1].flatten(1)  # (N, H*W), or (N, 1) for a linear layer
     if reduce == "max":
         position = values.detach().argmax(1, keepdim=True)
         return values.gather(1, position).squeeze(1)
     return values.mean(1)
 
 
+@checks_inputs("images")
 def channel_gradient(model, images, layer, channel, *, rule="guided", reduce="max"):
     """Gradient w.r.t. the images of one channel of an intermediate layer's output, under `rule`.
 
@@ -266,6 +271,7 @@ def gradient_image(grad, *, percentile=99.0):
     return (0.5 + 0.5 * grad.detach().float() / scale).clamp(0, 1)
 
 
+@checks_inputs("images")
 def cascading_randomization(model, images, classes=None, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
     """Adebayo et al. (2018) for the ReLU rules: `vizlib.sanity.randomization_check` on `class_gradient`.
 

@@ -1,8 +1,8 @@
-"""Layers by name, and hooks that never outlive the `with` block that made them.
+"""Hooks that never outlive the `with` block that made them, on layers given by name.
 
-Layer names are the dotted names of the network's `named_modules()`, such as
-"features.conv3" on the course model or "features.12" on SqueezeNet. For a
-`VizModel` they are relative to the wrapped network, without a "net." prefix.
+Layers are named as in vizlib.wrapper (`get_layer`, `layer_names`, importable from
+here too): the dotted names of the network's `named_modules()`, such as
+"features.conv3" on the course model or "features.12" on SqueezeNet.
 `forward_to` and `layer_features` run a network only as far as the layers asked for.
 """
 
@@ -10,32 +10,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-
-def _network(model):
-    from vizlib.models import VizModel
-
-    return model.net if isinstance(model, VizModel) else model
-
-
-def layer_names(model):
-    """Every named submodule of the model, in definition order."""
-    return [name for name, _ in _network(model).named_modules() if name]
-
-
-def get_layer(model, layer):
-    """Resolve a layer given by dotted name or as a module object: returns (name, module)."""
-    named = dict(_network(model).named_modules())
-    named.pop("", None)
-    if isinstance(layer, nn.Module):
-        for name, module in named.items():
-            if module is layer:
-                return name, module
-        raise ValueError(f"{type(layer).__name__} module is not part of this model")
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a name (str) or a module, got {type(layer).__name__}")
-    if layer not in named:
-        raise ValueError(f"unknown layer {layer!r}; valid layer names: {', '.join(named)}")
-    return layer, named[layer]
+from vizlib.wrapper import get_layer, layer_names
 
 
 @contextmanager

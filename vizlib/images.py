@@ -5,6 +5,10 @@ A course image is a float tensor of shape (N, 3, H, W), RGB, values in [0, 1].
 `check_images` is what every model and technique uses to refuse anything else.
 """
 
+import math
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,9 +23,30 @@ SAMPLE_IMAGES = tuple(sorted(_SKIMAGE_NAMES + _SKLEARN_NAMES))
 
 _RANGE_TOLERANCE = 1e-4
 
+# True while a public call runs whose inputs were checked at its entry (vizlib.wrapper.checks_inputs)
+_VALUES_CHECKED = ContextVar("vizlib_values_checked", default=False)
+
+
+@contextmanager
+def values_checked():
+    """Inside the block, `check_images` checks type and shape but skips its pass over the values.
+
+    A public call checks its inputs' values once at its entry; what vizlib derives from them
+    (chunks, noisy or occluded copies, optimisation steps) is clamped into [0, 1] by construction,
+    so checking every intermediate batch again would only repeat a full pass over the pixels.
+    """
+    token = _VALUES_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _VALUES_CHECKED.reset(token)
+
 
 def check_images(images, *, name="images"):
-    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor in [0, 1]."""
+    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor, finite, in [0, 1].
+
+    The values are read in one pass (skipped inside `values_checked`).
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(
             f"{name}: expected a torch.Tensor of shape (N, 3, H, W) in [0, 1], got "
@@ -42,13 +67,15 @@ def check_images(images, *, name="images"):
             f"{name}: expected 3 colour channels (RGB) in dimension 1, got shape "
             f"{tuple(images.shape)}; repeat a greyscale channel with images.expand(-1, 3, -1, -1)"
         )
-    if images.numel():
-        low, high = torch.aminmax(images.detach())
+    if images.numel() and not _VALUES_CHECKED.get():
+        low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # NaN anywhere makes both NaN
+        if math.isnan(low):
+            raise ValueError(f"{name}: expected values in [0, 1], got NaN (not a number) in some pixels")
+        if math.isinf(low) or math.isinf(high):
+            raise ValueError(f"{name}: expected values in [0, 1], got infinite values in some pixels")
         if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
             hint = " (it looks like 0-255: divide by 255)" if high > 2 else ""
-            raise ValueError(
-                f"{name}: expected values in [0, 1], got [{low.item():.4g}, {high.item():.4g}]{hint}"
-            )
+            raise ValueError(f"{name}: expected values in [0, 1], got [{low:.4g}, {high:.4g}]{hint}")
     return images
 
 

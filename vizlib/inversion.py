@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from vizlib.hooks import forward_to, get_layer
-from vizlib.images import check_images
 from vizlib.optim import optimize_image, total_variation
+from vizlib.wrapper import checks_inputs
 
 
+@checks_inputs("images", "reference")
 def relative_feature_error(model, images, reference, layer):
     """||f(x) - f(x0)|| / ||f(x0)|| per image at `layer` (no gradient)."""
     with torch.no_grad():
@@ -40,6 +41,7 @@ def start_noise(images, seed=0):
     return torch.rand(images.shape, generator=torch.Generator().manual_seed(seed)).to(images.device)
 
 
+@checks_inputs("images", "init")
 def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitter=0, seed=0, init=None,
            show_progress=None):
     """Reconstruct `images` from their features at `layer`; returns an OptimizationResult.
@@ -47,14 +49,13 @@ def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitte
     Starts from `start_noise(images, seed)` (or `init`). `tv_weight` scales the total
     variation per pixel against the relative feature error; 0 turns the prior off.
     """
-    check_images(images)
     name, _ = get_layer(model, layer)
     if tv_weight < 0:
         raise ValueError(f"tv_weight must be >= 0, got {tv_weight}")
     with torch.no_grad():
         target = forward_to(model, images, name).detach()
     target_norm = target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
-    pixels = images[0].numel()
+    pixels = images.shape[1:].numel()
     if init is None:
         init = start_noise(images, seed)
 

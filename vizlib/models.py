@@ -1,9 +1,7 @@
-"""One wrapper for every network: the course model and torchvision's ImageNet models.
+"""The networks of the course: the course model and torchvision's ImageNet models, all wrapped.
 
-A `VizModel` takes course images (float, (N, 3, H, W), values in [0, 1]),
-normalises them inside, and knows its class names, input size and layer names.
-Models that vizlib loads come frozen: eval mode, no parameter requires grad.
-Techniques take gradients with respect to the input only.
+Each comes as a `VizModel` (vizlib.wrapper: normalisation inside, class names,
+input size, layer names), frozen: eval mode, no parameter requires grad.
 """
 
 import os
@@ -16,7 +14,7 @@ from torch import nn
 
 from vizlib import config
 from vizlib.course_data import CLASSES, IMAGE_SIZE
-from vizlib.images import check_images
+from vizlib.wrapper import VizModel, freeze
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,62 +26,6 @@ DOWNLOAD_COMMAND = "make download"
 
 class WeightsNotAvailableError(RuntimeError):
     """Pretrained weights are neither cached nor allowed to be downloaded."""
-
-
-class VizModel(nn.Module):
-    """A network behind the course's conventions; normalisation lives in `forward`."""
-
-    def __init__(self, net, *, name, class_names, input_size, mean, std):
-        super().__init__()
-        self.net = net
-        self.name = name
-        self.class_names = tuple(class_names)
-        self.input_size = input_size
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, images):
-        check_images(images)
-        try:
-            return self.net((images - self.mean) / self.std)
-        except RuntimeError as error:  # most often a network that cannot take this size: say so
-            height, width = images.shape[-2:]
-            # A size the network cannot take is a plain RuntimeError; a subclass (out of memory, a
-            # layer's own error) already names another cause and must reach the caller as it is.
-            if type(error) is not RuntimeError:
-                raise
-            if self.input_size is None or (height, width) == (self.input_size, self.input_size):
-                raise
-            raise ValueError(
-                f"the model cannot run on images of size {height}x{width} (its input size is "
-                f"{self.input_size}x{self.input_size}; resize with vizlib.images.resize): {error}"
-            ) from error
-
-    @property
-    def device(self):
-        return self.mean.device
-
-    @property
-    def layer_names(self):
-        from vizlib.hooks import layer_names
-
-        return layer_names(self)
-
-    def layer(self, layer):
-        """The submodule with this dotted name (see `layer_names`)."""
-        from vizlib.hooks import get_layer
-
-        return get_layer(self, layer)[1]
-
-    def extra_repr(self):
-        return f"name={self.name!r}, classes={len(self.class_names)}, input_size={self.input_size}"
-
-
-def freeze(model):
-    """Eval mode and no parameter gradients: how every model vizlib loads is handed out."""
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 def course_net(num_classes=len(CLASSES)):

@@ -29,7 +29,8 @@ from vizlib.arguments import check_batch_size
 from vizlib.hooks import capture_activations, get_layer
 from vizlib.images import check_images
 from vizlib.layers import FEATURE_POOLING, layer_for
-from vizlib.plotting import FONT_SIZE, _as_display_array
+from vizlib.plotting import FONT_SIZE, as_display_array
+from vizlib.wrapper import checks_inputs
 
 # How a spatial output becomes a vector: "flatten" keeps every value; "mean" averages each
 # channel over its positions (global average pooling).
@@ -49,6 +50,7 @@ def feature_layer(model):
     return layer, FEATURE_POOLING[model if isinstance(model, str) else model.name]
 
 
+@checks_inputs("images")
 def extract_features(model, images, layer=None, *, pool=None, batch_size=256, show_progress=None):
     """One feature vector per image: the output of `layer`, as a float tensor (N, D).
 
@@ -59,7 +61,6 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     Images go through the model in batches of `batch_size` on the model's device,
     without gradients; the features come back on the device of `images`.
     """
-    check_images(images)
     if len(images) == 0:
         raise ValueError("empty dataset: extract_features needs at least 1 image, got 0")
     check_batch_size(batch_size)
@@ -235,7 +236,7 @@ def show_neighbours(images, queries, neighbours, *, labels=None, class_names=Non
             if title == "gap":
                 continue
             index = int(query) if ix is None else int(ix[row, j])
-            ax.imshow(_as_display_array(images[index]))
+            ax.imshow(as_display_array(images[index]))
             if labels is not None and ix is not None:
                 colour = "tab:green" if labels[index] == labels[query] else "tab:red"
                 ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, lw=4, edgecolor=colour))

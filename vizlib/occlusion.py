@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
-from vizlib.images import check_images
-from vizlib.plotting import FONT_SIZE, _as_display_array, overlay_image
+from vizlib.plotting import FONT_SIZE, as_display_array, overlay_image
+from vizlib.wrapper import checks_inputs
 
 SCORES = ("logit", "probability")
 
@@ -111,21 +110,13 @@ def _check_fill(fill, images):
     return fill.reshape(-1, 1, 1).expand(3, 1, 1)
 
 
-def _check_eval_mode(model):
-    """Refuse layers that behave differently in training (their forward would change or randomise them)."""
-    stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-    training = [name for name, module in model.named_modules() if isinstance(module, stateful) and module.training]
-    if training:
-        raise ValueError(
-            f"the model is in training mode ({', '.join(training[:3])} ...): its batch-norm statistics "
-            "would change and dropout would make scores random; call model.eval() first"
-        )
 
 
 def _score(logits, score):
     return logits if score == "logit" else logits.softmax(1)
 
 
+@checks_inputs("images")
 def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batch_size=256,
               score="logit", show_progress=None):
     """Occlusion sensitivity of `model` for `images` (N, 3, H, W) in [0, 1].
@@ -141,8 +132,6 @@ def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batc
     (N, rows, cols), the classes watched and their unoccluded scores. The model is only
     evaluated (under torch.no_grad); nothing about it changes.
     """
-    check_images(images)
-    _check_eval_mode(model)
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
     check_batch_size(batch_size)
@@ -154,11 +143,8 @@ def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batc
     fill = _check_fill(fill, images)
     images = images.detach()
 
-    # convolutions run several times faster on the CPU with channels-last inputs
-    memory_format = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
-
     def evaluate(batch):
-        return _score(model(batch.contiguous(memory_format=memory_format)), score)
+        return _score(model(batch), score)
 
     with torch.no_grad():
         scores = evaluate(images)
@@ -229,7 +215,7 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
     for i in range(n):
         grid, pixel_map = result.grid[i].cpu().numpy(), result.maps[i].cpu().numpy()
         limit = max(float(abs(grid).max()), 1e-12)
-        axes[0, i].imshow(_as_display_array(images[i].cpu()))
+        axes[0, i].imshow(as_display_array(images[i].cpu()))
         axes[1, i].imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
         axes[2, i].imshow(overlay_image(images[i].cpu(), pixel_map, alpha=alpha))
         row, col = points[i].tolist()

@@ -19,11 +19,12 @@ import torchvision.transforms.functional as TF
 from vizlib.arguments import check_classes, check_positive, check_positive_int
 from vizlib.config import progress
 from vizlib.images import check_images
+from vizlib.wrapper import checks_inputs
 
 
+@checks_inputs("images")
 def score_gradient(model, images, classes):
     """Unnormalised class scores (N,) and their gradient with respect to the images (N, 3, H, W)."""
-    check_images(images)
     classes = check_classes(model, classes, len(images)).to(images.device)
     pixels = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():

@@ -22,9 +22,10 @@ import torch
 from vizlib.arguments import check_batch_size
 from vizlib.config import progress
 from vizlib.hooks import capture_activations, forward_to, get_layer
-from vizlib.images import check_images
+from vizlib.images import check_images, values_checked
 from vizlib.plotting import live_figure
 from vizlib.receptive_field import receptive_field
+from vizlib.wrapper import check_model, checks_inputs, prepare_images
 
 __all__ = [
     "TopActivations", "merge_top_k", "top_activations",
@@ -108,8 +109,7 @@ def _check_k(k, n=None):
 
 def _batches(data, batch_size):
     """(batches, number of images or None, number of batches or None) for a tensor, a Dataset or an iterable."""
-    if isinstance(data, torch.Tensor):
-        check_images(data, name="data")
+    if isinstance(data, torch.Tensor):  # checked batch by batch, as a stream is
         return data.split(batch_size), len(data), -(-len(data) // batch_size)
     if isinstance(data, torch.utils.data.IterableDataset):
         return torch.utils.data.DataLoader(data, batch_size=batch_size), None, None
@@ -130,6 +130,7 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
     stop_early: run the network only as far as `layer` (vizlib.hooks.forward_to).
     Returns a `TopActivations`, on the CPU.
     """
+    check_model(model)  # the entry check, by hand: `data` may be a stream that is read only once
     name, _ = get_layer(model, layer)
     _check_k(k)
     check_batch_size(batch_size)
@@ -149,10 +150,11 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
     with torch.no_grad():
         for batch in progress(batches, desc=f"top-{k} of {name}", total=n_batches, enabled=show_progress):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            check_images(images, name="batch")
+            images = prepare_images(model, images, name="batch")
             if len(images) == 0:
                 continue
-            output = layer_output(images.to(device))
+            with values_checked():
+                output = layer_output(images.to(device))
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
                 raise ValueError(f"layer {name!r} gives {getattr(output, 'shape', type(output).__name__)}, not activation maps "
                                  "(N, C, h, w): choose a convolutional layer")
@@ -227,13 +229,13 @@ def random_units(top, n, *, seed):
     return image_index, torch.stack([rows, cols], dim=1)
 
 
+@checks_inputs("images")
 def unit_features(model, layer, images, image_index, position, *, batch_size=64):
     """The layer's activation vector (all C channels) at each unit (image, (row, col)): (n, C).
 
     Each image needed runs once; only the requested vectors are kept.
     """
     name, _ = get_layer(model, layer)
-    check_images(images)
     check_batch_size(batch_size)
     image_index = torch.as_tensor(image_index, dtype=torch.long).reshape(-1).cpu()
     position = torch.as_tensor(position, dtype=torch.long).reshape(-1, 2).cpu()
@@ -270,6 +272,7 @@ def mean_pairwise_cosine(features, exclude=None, centre=None):
     return ((similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1))).item()
 
 
+@checks_inputs("images")
 def feature_similarity(model, images, top, *, seed=0, batch_size=64):
     """How alike each channel's top-k units are, against k random units of the same layer.
 
@@ -368,6 +371,7 @@ def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=DEFAULT_
     return fig
 
 
+@checks_inputs("images")
 def patch_picker(model, images, tops, *, k=None):
     """An ipywidgets picker of layer and channel, with the `show_channel` picture below it.
 

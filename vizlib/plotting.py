@@ -17,7 +17,7 @@ from vizlib.images import to_numpy_image
 FONT_SIZE = 12
 
 
-def _as_display_array(image):
+def as_display_array(image):
     """(3, H, W) or (1, 3, H, W) tensors -> (H, W, 3); (H, W) maps and numpy arrays pass through."""
     if isinstance(image, torch.Tensor):
         if image.dim() == 2:
@@ -39,7 +39,7 @@ def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.flat, images)):
-        array = _as_display_array(image)
+        array = as_display_array(image)
         ax.imshow(array, cmap=cmap if array.ndim == 2 else None)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=FONT_SIZE)
@@ -51,7 +51,7 @@ def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle
 
 def overlay_image(image, heatmap, *, alpha=0.5, cmap="jet"):
     """Blend a heat map (H, W), rescaled to [0, 1] for display, over an image; returns (H, W, 3)."""
-    base = _as_display_array(image)
+    base = as_display_array(image)
     heat = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
     if heat.shape != base.shape[:2]:
         raise ValueError(f"heat map shape {heat.shape} does not match image size {base.shape[:2]}")
@@ -63,7 +63,7 @@ def overlay_image(image, heatmap, *, alpha=0.5, cmap="jet"):
 
 def mask_outline_image(image, mask, *, colour=(1.0, 1.0, 0.0)):
     """An image with the outline of a boolean mask (H, W) drawn on it; returns (H, W, 3)."""
-    base = _as_display_array(image).copy()
+    base = as_display_array(image).copy()
     mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     padded = np.pad(mask, 1, mode="edge")
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]

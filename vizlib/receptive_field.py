@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vizlib.hooks import _network, get_layer
+from vizlib.wrapper import get_layer, network
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -213,4 +213,4 @@ def receptive_field(model, layer):
     what is known.
     """
     name, _ = get_layer(model, layer)
-    return _to_target(_IDENTITY, _network(model), "", name.split("."), name)
+    return _to_target(_IDENTITY, network(model), "", name.split("."), name)

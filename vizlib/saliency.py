@@ -29,10 +29,11 @@ import torch
 
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
 from vizlib.config import progress
-from vizlib.images import check_images
 from vizlib.optim import score_gradient
+from vizlib.wrapper import checks_inputs
 
 
+@checks_inputs("images")
 def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """Saliency maps (N, H, W): max over colour channels of |d score_class / d pixel|.
 
@@ -40,7 +41,6 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     index per image (e.g. the true labels). The score is the unnormalised class
     score. Images go through the model `batch_size` at a time.
     """
-    check_images(images)
     check_batch_size(batch_size)
     classes = resolve_classes(model, images, classes, batch_size=batch_size)
     maps = []
@@ -60,6 +60,7 @@ def noise_std(images, noise_level):
     return noise_level * (flat.amax(1) - flat.amin(1))
 
 
+@checks_inputs("images")
 def smoothgrad(
     model, images, classes=None, *, n_samples=25, noise_level=0.15, seed=0,
     batch_size=DEFAULT_BATCH_SIZE, show_progress=None,
@@ -73,7 +74,6 @@ def smoothgrad(
     pass, about `batch_size` images at a time. With classes=None, each image's
     class is the model's prediction on the clean image.
     """
-    check_images(images)
     check_batch_size(batch_size)
     check_positive_int(n_samples, "n_samples")
     if not 0 <= noise_level <= 1:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vizlib.hooks import _network
+from vizlib.wrapper import checks_inputs, network
 from vizlib.arguments import resolve_classes
 
 
@@ -64,7 +64,7 @@ def layer_groups(model):
     are randomised together.
     """
     groups = []
-    for name, module in _network(model).named_modules():
+    for name, module in network(model).named_modules():
         if not name or not any(True for _ in module.parameters(recurse=False)):
             continue
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and groups:
@@ -105,7 +105,7 @@ def cascading_copies(model, steps=None, *, seed=0):
             raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), got {steps}")
         groups = groups[:steps]
     randomised = copy.deepcopy(model)
-    modules = dict(_network(randomised).named_modules())
+    modules = dict(network(randomised).named_modules())
     generator = torch.Generator().manual_seed(seed)
     for name, members in groups:
         for member in members:
@@ -133,6 +133,7 @@ def _compared(maps):
     return magnitude(maps) if maps.dim() == 4 else maps.abs()
 
 
+@checks_inputs("images")
 def randomization_check(model, images, classes, methods, *, steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 

@@ -43,6 +43,7 @@ from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
+from vizlib.wrapper import checks_inputs
 
 # The offline recipe: the course model's content layer, the layers of `default_style_model` for the style.
 # (VGG-19's layers, as in Gatys et al. 2016, are in vizlib.layers.)
@@ -149,6 +150,7 @@ class StyleTransferLoss:
         return sum(self.terms(images, content_targets).values())
 
 
+@checks_inputs("content", "style", "init", models=("model", "style_model"))
 def style_transfer(model, content, style, *, content_layer=CONTENT_LAYER, style_weights=None,
                    content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None, init="content", steps=100,
                    lr=1.0, optimizer="lbfgs", seed=0, show_progress=None):
@@ -159,7 +161,6 @@ def style_transfer(model, content, style, *, content_layer=CONTENT_LAYER, style_
     weight} defaults to STYLE_WEIGHTS; all zero is feature inversion. L-BFGS runs on
     a sigmoid parameterisation, so pixels stay in [0, 1] without clamping.
     """
-    check_images(content, name="content")
     loss = StyleTransferLoss(model, style, content_layer=content_layer, style_weights=style_weights,
                              content_weight=content_weight, tv_weight=tv_weight, style_model=style_model)
     if isinstance(init, str):
@@ -169,7 +170,6 @@ def style_transfer(model, content, style, *, content_layer=CONTENT_LAYER, style_
             init = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed)).to(content.device)
         else:
             raise ValueError(f"init must be 'content', 'noise' or an image tensor, got {init!r}")
-    check_images(init, name="init")
     if init.shape != content.shape:
         raise ValueError(f"init must have the content's shape {tuple(content.shape)}, got {tuple(init.shape)}")
     targets = loss.content_targets(content)
