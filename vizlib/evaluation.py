@@ -1,0 +1,173 @@
+"""Which map to trust: attribution methods scored on localisation, faithfulness and sanity.
+
+Every attribution method of the course is a function `method(model, images, classes) -> maps`
+that returns (N, H, W) maps, or (N, 3, H, W) attributions that `as_map` turns into maps
+(absolute values summed over the colour channels). Three families of scores, each against
+baselines that know nothing about the image:
+
+- **localisation** (needs object masks): mask share and the pointing game of 06;
+- **faithfulness** (Petsiuk et al. 2018): delete the pixels in the map's order, most
+  important first, and watch the class probability fall (*deletion*: the area under the
+  curve should be small); or insert them into a blurred copy and watch it rise (*insertion*:
+  the area should be large). Deleted pixels become black (0); the blurred copy uses a
+  Gaussian of kernel 11 and sigma 5, as the authors' reference code does;
+- **sanity** (Adebayo et al. 2018): randomise the network's layers from the top down and
+  measure how much each method's map changes (see `vizlib.sanity`).
+
+`score_methods` computes the first two for any model, images, masks and methods, so a reader
+can score a method of their own.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torchvision.transforms.functional as TF
+
+from vizlib.config import progress
+from vizlib.images import check_images
+from vizlib.saliency import DEFAULT_BATCH_SIZE, _check_batch_size, mask_share, pointing_game, resolve_classes
+
+FILL = 0.0                 # deleted pixels become black (Petsiuk et al. 2018)
+BLUR_KERNEL, BLUR_SIGMA = 11, 5.0
+
+
+def as_map(attributions, n, size):
+    """A method's output as non-negative maps (N, H, W): |.| summed over colours for (N, 3, H, W);
+    (N, H, W) maps keep their positive part (evidence for the class). Anything else is a clear error."""
+    if not isinstance(attributions, torch.Tensor):
+        raise TypeError(f"a method must return a tensor, got {type(attributions).__name__}")
+    if attributions.dim() == 4 and attributions.shape[1] == 3:
+        attributions = attributions.abs().sum(1)
+    if attributions.shape != (n, *size):
+        raise ValueError(
+            f"a method must return maps (N, H, W) = {(n, *size)} or attributions (N, 3, H, W), "
+            f"got {tuple(attributions.shape)}"
+        )
+    return attributions.detach().float().clamp_min(0)
+
+
+def check_masks(masks, images):
+    """Masks (N, H, W) matching the images, each with at least one object pixel; returned as bool."""
+    if not isinstance(masks, torch.Tensor) or masks.shape != (len(images), *images.shape[-2:]):
+        shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise ValueError(f"masks must be (N, H, W) = {(len(images), *images.shape[-2:])} like the images, got {shape}")
+    masks = masks.bool()
+    empty = (~masks.flatten(1).any(1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"mask(s) {empty} are all zero: there is no object to find")
+    return masks
+
+
+def pixel_ranks(maps):
+    """(N, H*W): the rank of each pixel in its map, 0 for the largest value (ties in reading order)."""
+    order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return ranks
+
+
+def blurred(images):
+    """The insertion game's start: a Gaussian blur of kernel 11, sigma 5."""
+    return TF.gaussian_blur(images, kernel_size=[BLUR_KERNEL] * 2, sigma=[BLUR_SIGMA] * 2)
+
+
+def _check_steps(steps, pixels):
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= pixels:
+        raise ValueError(f"steps must be a whole number between 1 and the number of pixels ({pixels}), got {steps!r}")
+
+
+def perturbation_curves(model, images, maps, classes=None, *, mode="deletion", steps=16,
+                        batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
+    """Class probability (N, steps + 1) as pixels are deleted (or inserted) in the order of `maps`.
+
+    Step k has changed the ceil(H W / steps) * k highest-ranked pixels (all of them at the last
+    step). The steps x N perturbed images go through the model `batch_size` at a time.
+    """
+    check_images(images)
+    _check_batch_size(batch_size)
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    n, _, height, width = images.shape
+    maps = as_map(maps, n, (height, width))
+    _check_steps(steps, height * width)
+    classes = resolve_classes(model, images, classes)
+    images = images.detach()
+    per_step = math.ceil(height * width / steps)
+    ranks = pixel_ranks(maps).view(n, 1, height, width).to(images.device)
+    start, end = (images, torch.full_like(images, FILL)) if mode == "deletion" else (blurred(images), images)
+    curves = images.new_empty(n, steps + 1)
+    pairs = torch.arange(n * (steps + 1), device=images.device)     # pair p: image p // (steps + 1), step p % (steps + 1)
+    with torch.no_grad():
+        for chunk in progress(pairs.split(batch_size), desc=mode, enabled=show_progress, leave=False):
+            image, step = chunk // (steps + 1), chunk % (steps + 1)
+            # BEGIN SOLUTION
+            changed = ranks[image] < (step * per_step).view(-1, 1, 1, 1)
+            perturbed = torch.where(changed, end[image], start[image])
+            probabilities = model(perturbed).softmax(1).gather(1, classes[image, None])[:, 0]
+            # END SOLUTION
+            curves[image, step] = probabilities
+    return curves
+
+
+def area_under_curve(curves):
+    """Trapezoid area under each curve (N,), with the steps spread evenly over [0, 1]."""
+    steps = curves.shape[1] - 1
+    return (curves.sum(1) - (curves[:, 0] + curves[:, -1]) / 2) / steps
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One row per method (and per baseline map): name -> {score name: mean over the images}."""
+    table: dict
+    maps: dict          # name -> (N, H, W) maps that were scored
+    curves: dict        # name -> {"deletion": (N, steps + 1), "insertion": (N, steps + 1)}
+
+    def format(self, digits=3):
+        columns = list(next(iter(self.table.values())))
+        width = max(map(len, self.table)) + 2
+        lines = [" " * width + "".join(f"{c:>15s}" for c in columns)]
+        for name, row in self.table.items():
+            lines.append(f"{name:<{width}s}" + "".join(f"{row[c]:>15.{digits}f}" for c in columns))
+        return "\n".join(lines)
+
+
+def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size=DEFAULT_BATCH_SIZE):
+    """Localisation (with masks) and faithfulness of ready-made maps {name: (N, H, W)}: a `Scores`."""
+    check_images(images)
+    classes = resolve_classes(model, images, classes)
+    if masks is not None:
+        masks = check_masks(masks, images).to(images.device)
+    table, kept, curves = {}, {}, {}
+    for name, batch in maps.items():
+        batch = as_map(batch, len(images), images.shape[-2:]).to(images.device)
+        row = {}
+        if masks is not None:
+            row["mask share"] = mask_share(batch, masks).mean().item()
+            row["pointing game"] = pointing_game(batch, masks).float().mean().item()
+        curves[name] = {mode: perturbation_curves(model, images, batch, classes, mode=mode, steps=steps,
+                                                  batch_size=batch_size, show_progress=False)
+                        for mode in ("deletion", "insertion")}
+        row["deletion AUC"] = area_under_curve(curves[name]["deletion"]).mean().item()
+        row["insertion AUC"] = area_under_curve(curves[name]["insertion"]).mean().item()
+        table[name], kept[name] = row, batch
+    return Scores(table=table, maps=kept, curves=curves)
+
+
+def score_methods(model, images, classes, masks=None, methods=None, *, baselines=None, steps=16,
+                  batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
+    """Score attribution methods side by side: a `Scores` with one row per method and baseline.
+
+    methods:   {name: method(model, images, classes) -> (N, H, W) maps or (N, 3, H, W) attributions}.
+    baselines: {name: (N, H, W) maps that know nothing about the image}, scored the same way.
+    masks:     (N, H, W) object masks for the localisation scores, or None to skip them.
+    """
+    check_images(images)
+    classes = resolve_classes(model, images, classes)
+    if not methods:
+        raise ValueError("give at least one method: {name: method(model, images, classes) -> maps}")
+    maps = {}
+    for name, method in progress(list(methods.items()), desc="methods", enabled=show_progress):
+        maps[name] = as_map(method(model, images, classes), len(images), images.shape[-2:])
+    return score_maps(model, images, {**maps, **(baselines or {})}, classes, masks, steps=steps,
+                      batch_size=batch_size)
