@@ -123,7 +123,7 @@ def test_path_rule_weights_add_up_to_one():
 def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, shapes):
     images, labels, _ = shapes
     before = fingerprint(course)
-    with pytest.raises(ValueError, match="steps must be a whole number of at least 1"):
+    with pytest.raises(ValueError, match="steps must be a positive int"):
         integrated_gradients(course, images, steps=0)
     with pytest.raises(ValueError, match="trapezoid rule needs at least 2 steps"):
         integrated_gradients(course, images, steps=1, rule="riemann_trapezoid")

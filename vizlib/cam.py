@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
 from vizlib.config import progress
 from vizlib.guided_backprop import guided_backprop
 from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
 from vizlib.images import check_images
 from vizlib.models import VizModel, freeze
-from vizlib.saliency import DEFAULT_BATCH_SIZE, _check_batch_size, resolve_classes
 
 MODES = ("bilinear", "nearest")
 
@@ -118,7 +118,7 @@ def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, m
     coarse (N, h, w) maps with upsampled=False. relu=False keeps the negative evidence.
     """
     check_images(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     _check_mode(mode)
     name, module = get_layer(model, layer)
     if classes is not None:

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import torch
 import torchvision.transforms.functional as TF
 
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
 from vizlib.config import progress
 from vizlib.images import check_images
-from vizlib.saliency import DEFAULT_BATCH_SIZE, _check_batch_size, mask_share, pointing_game, resolve_classes
+from vizlib.saliency import mask_share, pointing_game
 
 FILL = 0.0                 # deleted pixels become black (Petsiuk et al. 2018)
 BLUR_KERNEL, BLUR_SIGMA = 11, 5.0
@@ -85,7 +86,7 @@ def perturbation_curves(model, images, maps, classes=None, *, mode="deletion", s
     step). The steps x N perturbed images go through the model `batch_size` at a time.
     """
     check_images(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     n, _, height, width = images.shape

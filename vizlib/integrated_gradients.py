@@ -21,10 +21,10 @@ Gradient x Input, (x - x') times the gradient at x alone, is the one-point versi
 import numpy as np
 import torch
 
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
 from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.optim import gaussian_blur, score_gradient
-from vizlib.saliency import DEFAULT_BATCH_SIZE, _check_batch_size, resolve_classes
 
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 BASELINES = ("black", "grey", "blur", "noise")
@@ -33,8 +33,7 @@ BLUR_SIGMA = 5.0  # pixels: blurred enough that shapes of the course's size are 
 
 def path_rule(steps, rule="gausslegendre"):
     """Points a_1..a_steps in [0, 1] and weights w_1..w_steps: integral_0^1 g(a) da ~ sum_k w_k g(a_k)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a whole number of at least 1, got {steps!r}")
+    steps = check_positive_int(steps, "steps")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     k = np.arange(steps, dtype=np.float64)
@@ -83,7 +82,7 @@ def integrated_gradients(model, images, classes=None, *, baselines="black", step
     The steps x N path points are evaluated `batch_size` at a time.
     """
     check_images(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     alphas, weights = path_rule(steps, rule)
     baselines = make_baselines(images, baselines, seed=seed)
     classes = resolve_classes(model, images, classes)
@@ -107,7 +106,7 @@ def integrated_gradients(model, images, classes=None, *, baselines="black", step
 def gradient_x_input(model, images, classes=None, *, baselines="black", batch_size=DEFAULT_BATCH_SIZE, seed=0):
     """(x - x') times the gradient at x (N, 3, H, W); with a black baseline, the classic gradient x input."""
     check_images(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     baselines = make_baselines(images, baselines, seed=seed)
     classes = resolve_classes(model, images, classes)
     grads = [score_gradient(model, chunk, part)[1] for chunk, part in zip(images.split(batch_size), classes.split(batch_size))]

@@ -22,6 +22,8 @@ ROLES = {
     "texture": "13 Gram textures: the layers whose Gram matrices are matched",
     "content": "14 style transfer: the layer whose features are kept",
     "style": "14 style transfer: the layers whose Gram matrices are matched",
+    "grad_cam": "15 Grad-CAM, 17 which map to trust: the last convolutional block",
+    "cam_depths": "15 Grad-CAM: four depths, shallow to deep, for the resolution-localisation picture",
 }
 
 LAYERS = {
@@ -33,6 +35,8 @@ LAYERS = {
         "deepdream": ("features.relu4", "features.relu5"),
         "texture": ("features.relu1", "features.relu2", "features.relu3", "features.relu4"),
         "content": "features.relu2",    # its style comes from a random filter bank (vizlib.style_transfer)
+        "grad_cam": "features.relu5",
+        "cam_depths": ("features.relu2", "features.relu3", "features.relu4", "features.relu5"),
     },
     "squeezenet1_1": {
         "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
@@ -41,6 +45,8 @@ LAYERS = {
         "inversion": ("features.1", "features.6.expand1x1_activation", "features.10.expand1x1_activation",
                       "classifier.2"),
         "deepdream": ("features.6.expand1x1_activation", "features.10.expand1x1_activation"),
+        "grad_cam": "features.12",      # the last Fire module, 13x13 at 224 px
+        "cam_depths": ("features.4", "features.7", "features.10", "features.12"),
     },
     "alexnet": {
         "features": "classifier.5",     # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
@@ -48,6 +54,8 @@ LAYERS = {
         "gradient_ascent": "features.10",
         "inversion": ("features.1", "features.7", "features.11", "classifier.5"),
         "deepdream": ("features.7", "features.11"),
+        "grad_cam": "features.11",      # the ReLU after the last convolution, 13x13
+        "cam_depths": ("features.4", "features.7", "features.9", "features.11"),
     },
     "vgg16": {
         "features": "classifier.4",     # 4096: the second fully connected layer + ReLU
@@ -55,6 +63,8 @@ LAYERS = {
         "gradient_ascent": "features.28",
         "inversion": ("features.1", "features.13", "features.22", "classifier.4"),
         "deepdream": ("features.13", "features.22"),
+        "grad_cam": "features.29",      # relu5_3
+        "cam_depths": ("features.8", "features.15", "features.22", "features.29"),
     },
     "vgg19": {
         "features": "classifier.4",
@@ -67,6 +77,8 @@ LAYERS = {
         "texture": ("features.1", "features.4", "features.9", "features.18", "features.27"),
         "content": "features.22",
         "style": ("features.1", "features.6", "features.11", "features.20", "features.29"),
+        "grad_cam": "features.35",      # relu5_4
+        "cam_depths": ("features.8", "features.17", "features.26", "features.35"),
     },
     "resnet18": {
         "features": "avgpool",          # 512: the globally pooled features before fc
@@ -74,6 +86,8 @@ LAYERS = {
         "gradient_ascent": "layer4",
         "inversion": ("relu", "layer2.0.relu", "layer3.0.relu", "layer4.1.relu"),
         "deepdream": ("layer2.0.relu", "layer3.0.relu"),
+        "grad_cam": "layer4",
+        "cam_depths": ("layer1", "layer2", "layer3", "layer4"),
     },
 }
 
