@@ -137,6 +137,7 @@ NOT_A_CLASS = {
     ("show_embeddings", "labels"): "dataset labels that colour the points",
     ("accuracy", "labels"): "dataset labels that score the course model",
     ("content_loss", "target"): "the content image's feature maps",
+    ("cam_network", "labels"): "dataset labels that the new linear head is fitted to",
 }
 CLASS_LIKE = {"target", "targets", "labels", "label"}
 
@@ -165,6 +166,9 @@ def _batched_calls(course, images):
     from vizlib.saliency import saliency, smoothgrad
     from vizlib.course.train_style_net import train_transform_net
     from vizlib.texture_sampling import efros_leung
+    from vizlib.cam import grad_cam
+    from vizlib.evaluation import perturbation_curves, score_maps, score_methods
+    from vizlib.integrated_gradients import gradient_x_input, integrated_gradients
 
     return {
         "predict": lambda b: predict(course, images, batch_size=b),
@@ -179,11 +183,19 @@ def _batched_calls(course, images):
             course, images, top_activations(course, "features.relu2", images, k=1, show_progress=False), batch_size=b),
         "efros_leung": lambda b: efros_leung(images[:1, :, :16, :16], 16, 5, batch_size=b),
         "train_transform_net": lambda b: train_transform_net(course, images[:1], steps=1, batch_size=b),
+        "grad_cam": lambda b: grad_cam(course, images, "features.relu5", batch_size=b),
+        "integrated_gradients": lambda b: integrated_gradients(course, images, steps=2, batch_size=b),
+        "gradient_x_input": lambda b: gradient_x_input(course, images, batch_size=b),
+        "perturbation_curves": lambda b: perturbation_curves(course, images, images[:, 0], steps=2, batch_size=b),
+        "score_maps": lambda b: score_maps(course, images, {"red": images[:, 0]}, None, steps=2, batch_size=b),
+        "score_methods": lambda b: score_methods(course, images, None, None, {"red": lambda m, x, c: x[:, 0]},
+                                                 steps=2, batch_size=b),
     }
 
 
 BATCHED = ["predict", "resolve_classes", "saliency", "smoothgrad", "occlusion", "extract_features", "top_activations",
-           "unit_features", "feature_similarity", "efros_leung", "train_transform_net"]
+           "unit_features", "feature_similarity", "efros_leung", "train_transform_net", "grad_cam",
+           "integrated_gradients", "gradient_x_input", "perturbation_curves", "score_maps", "score_methods"]
 COURSE_TOOLS = {"accuracy", "train"}  # train_course_model: run by `make course-model`, not by students
 
 

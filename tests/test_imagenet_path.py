@@ -25,8 +25,11 @@ from vizlib.gram_texture import synthesize_texture
 from vizlib.gradient_ascent import class_visualization, settings_for
 from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
+from vizlib.cam import grad_cam, guided_grad_cam
+from vizlib.evaluation import perturbation_curves
 from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
+from vizlib.integrated_gradients import gradient_x_input, integrated_gradients
 from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
 from vizlib.neighbours import extract_features, nearest_neighbours
@@ -55,6 +58,13 @@ def class_score_input_gradient(model, images):
 
 
 TECHNIQUES = {
+    "Grad-CAM at the last Fire module": lambda model, images: grad_cam(model, images, "features.12", show_progress=False),
+    "Guided Grad-CAM": lambda model, images: guided_grad_cam(model, images, "features.12"),
+    "Integrated Gradients (2 steps)": lambda model, images: integrated_gradients(
+        model, images, steps=2, show_progress=False),
+    "gradient x input": gradient_x_input,
+    "deletion curve (4 steps)": lambda model, images: perturbation_curves(
+        model, images, images.mean(1), steps=4, show_progress=False),
     "Gram texture synthesis (2 steps)": lambda model, images: synthesize_texture(
         model, images, {"features.1": 1.0, "features.4": 1.0}, size=64, steps=2, show_progress=False).images,
     "style transfer (2 L-BFGS steps)": lambda model, images: style_transfer(
@@ -98,6 +108,11 @@ FAILING_LAYER = "features.4"
 # as the plain run below measures: 2 lets the failure come after a call that succeeded
 # (e.g. predicting the classes); 0 backward calls, a technique that takes no gradient.
 PASSES = {
+    "Grad-CAM at the last Fire module": (1, 0),
+    "Guided Grad-CAM": (2, 1),
+    "Integrated Gradients (2 steps)": (2, 1),
+    "gradient x input": (2, 1),
+    "deletion curve (4 steps)": (2, 0),
     "Gram texture synthesis (2 steps)": (2, 2),
     "style transfer (2 L-BFGS steps)": (2, 2),
     "top-5 classes": (1, 0),

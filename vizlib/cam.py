@@ -30,12 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
 from vizlib.guided_backprop import guided_backprop
 from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
-from vizlib.images import check_images
-from vizlib.models import VizModel, freeze
+from vizlib.wrapper import VizModel, checks_inputs, freeze
 
 MODES = ("bilinear", "nearest")
 
@@ -109,6 +108,7 @@ def _grad_cam_batch(model, images, name, module, classes, relu):
     return maps.clamp_min(0) if relu else maps
 
 
+@checks_inputs("images")
 def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, mode="bilinear",
              batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
     """Grad-CAM maps (Selvaraju et al. 2017) of the class scores at `layer`.
@@ -117,7 +117,6 @@ def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, m
     Returns (N, H, W) maps upsampled to the images (`mode` "bilinear" or "nearest"), or the
     coarse (N, h, w) maps with upsampled=False. relu=False keeps the negative evidence.
     """
-    check_images(images)
     check_batch_size(batch_size)
     _check_mode(mode)
     name, module = get_layer(model, layer)
@@ -135,6 +134,7 @@ def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, m
     return upsample(maps, images.shape[-2:], mode=mode) if upsampled else maps
 
 
+@checks_inputs("images")
 def guided_grad_cam(model, images, layer, classes=None, *, mode="bilinear"):
     """Guided Grad-CAM (N, 3, H, W): guided backprop times the upsampled Grad-CAM map."""
     classes = resolve_classes(model, images, classes)
@@ -151,6 +151,7 @@ def _gap_linear_head(model):
     return linears[-1]
 
 
+@checks_inputs("images")
 def class_activation_maps(model, images, features_layer, classes=None, *, upsampled=True, mode="bilinear"):
     """CAM (Zhou et al. 2016): sum_k W[c, k] * A_k at `features_layer`, for a GAP + linear head.
 
@@ -158,7 +159,6 @@ def class_activation_maps(model, images, features_layer, classes=None, *, upsamp
     bias; this is checked on the images given, and anything else is a clear error.
     Returns (N, H, W) maps (or (N, h, w) with upsampled=False), signed, without ReLU.
     """
-    check_images(images)
     _check_mode(mode)
     name, _ = get_layer(model, features_layer)
     linear = model.layer(_gap_linear_head(model))
@@ -184,6 +184,7 @@ def class_activation_maps(model, images, features_layer, classes=None, *, upsamp
     return upsample(maps, images.shape[-2:], mode=mode) if upsampled else maps
 
 
+@checks_inputs("images")
 def cam_network(model, images, labels, *, layer="features.relu5", steps=200, weight_decay=1e-3, seed=0):
     """A copy of the course model cut after `layer`, with global average pooling and one linear
     layer fitted (multinomial logistic regression, L-BFGS, seeded) on `images` and `labels`.
@@ -191,7 +192,6 @@ def cam_network(model, images, labels, *, layer="features.relu5", steps=200, wei
     The convolutional layers keep their trained weights; only the new head is fitted, on
     features computed once. Returns a frozen wrapper like the course model's.
     """
-    check_images(images)
     name, _ = get_layer(model, layer)
     top, _, child = name.partition(".")
     features = model.net.get_submodule(top) if child else None

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 import torchvision.transforms.functional as TF
 
-from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
-from vizlib.images import check_images
 from vizlib.saliency import mask_share, pointing_game
+from vizlib.wrapper import checks_inputs
 
 FILL = 0.0                 # deleted pixels become black (Petsiuk et al. 2018)
 BLUR_KERNEL, BLUR_SIGMA = 11, 5.0
@@ -78,6 +78,7 @@ def _check_steps(steps, pixels):
         raise ValueError(f"steps must be a whole number between 1 and the number of pixels ({pixels}), got {steps!r}")
 
 
+@checks_inputs("images")
 def perturbation_curves(model, images, maps, classes=None, *, mode="deletion", steps=16,
                         batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
     """Class probability (N, steps + 1) as pixels are deleted (or inserted) in the order of `maps`.
@@ -85,7 +86,6 @@ def perturbation_curves(model, images, maps, classes=None, *, mode="deletion", s
     Step k has changed the ceil(H W / steps) * k highest-ranked pixels (all of them at the last
     step). The steps x N perturbed images go through the model `batch_size` at a time.
     """
-    check_images(images)
     check_batch_size(batch_size)
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
@@ -133,9 +133,9 @@ class Scores:
         return "\n".join(lines)
 
 
+@checks_inputs("images")
 def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size=DEFAULT_BATCH_SIZE):
     """Localisation (with masks) and faithfulness of ready-made maps {name: (N, H, W)}: a `Scores`."""
-    check_images(images)
     classes = resolve_classes(model, images, classes)
     if masks is not None:
         masks = check_masks(masks, images).to(images.device)
@@ -155,6 +155,7 @@ def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size
     return Scores(table=table, maps=kept, curves=curves)
 
 
+@checks_inputs("images")
 def score_methods(model, images, classes, masks=None, methods=None, *, baselines=None, steps=16,
                   batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
     """Score attribution methods side by side: a `Scores` with one row per method and baseline.
@@ -163,7 +164,7 @@ def score_methods(model, images, classes, masks=None, methods=None, *, baselines
     baselines: {name: (N, H, W) maps that know nothing about the image}, scored the same way.
     masks:     (N, H, W) object masks for the localisation scores, or None to skip them.
     """
-    check_images(images)
+    check_batch_size(batch_size)
     classes = resolve_classes(model, images, classes)
     if not methods:
         raise ValueError("give at least one method: {name: method(model, images, classes) -> maps}")

@@ -25,6 +25,7 @@ from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positiv
 from vizlib.config import progress
 from vizlib.images import check_images
 from vizlib.optim import gaussian_blur, score_gradient
+from vizlib.wrapper import checks_inputs
 
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 BASELINES = ("black", "grey", "blur", "noise")
@@ -73,6 +74,7 @@ def make_baselines(images, kind="black", *, seed=0):
     raise ValueError(f"baselines must be one of {', '.join(BASELINES)} or a tensor like the images, got {kind!r}")
 
 
+@checks_inputs("images", "baselines")
 def integrated_gradients(model, images, classes=None, *, baselines="black", steps=32, rule="gausslegendre",
                          batch_size=DEFAULT_BATCH_SIZE, seed=0, show_progress=None):
     """Integrated Gradients (N, 3, H, W) of the unnormalised class scores.
@@ -81,7 +83,6 @@ def integrated_gradients(model, images, classes=None, *, baselines="black", step
     baselines: a name in BASELINES (a "noise" baseline is drawn with `seed`) or a tensor.
     The steps x N path points are evaluated `batch_size` at a time.
     """
-    check_images(images)
     check_batch_size(batch_size)
     alphas, weights = path_rule(steps, rule)
     baselines = make_baselines(images, baselines, seed=seed)
@@ -103,9 +104,9 @@ def integrated_gradients(model, images, classes=None, *, baselines="black", step
     return (images - baselines) * summed
 
 
+@checks_inputs("images", "baselines")
 def gradient_x_input(model, images, classes=None, *, baselines="black", batch_size=DEFAULT_BATCH_SIZE, seed=0):
     """(x - x') times the gradient at x (N, 3, H, W); with a black baseline, the classic gradient x input."""
-    check_images(images)
     check_batch_size(batch_size)
     baselines = make_baselines(images, baselines, seed=seed)
     classes = resolve_classes(model, images, classes)
@@ -115,6 +116,7 @@ def gradient_x_input(model, images, classes=None, *, baselines="black", batch_si
     return (images.detach() - baselines) * torch.cat(grads)
 
 
+@checks_inputs("images", "baselines")
 def score_differences(model, images, baselines, classes):
     """S_c(x) - S_c(x') per image (N,): what completeness says the attributions add up to."""
     classes = resolve_classes(model, images, classes)
@@ -123,6 +125,7 @@ def score_differences(model, images, baselines, classes):
     return ends[:len(images)] - ends[len(images):]
 
 
+@checks_inputs("images", "baselines")
 def completeness_error(model, images, attributions, classes=None, *, baselines="black", seed=0):
     """|sum of attributions - (S_c(x) - S_c(x'))| per image (N,), relative to |S_c(x) - S_c(x')|."""
     baselines = make_baselines(images, baselines, seed=seed)
