@@ -87,7 +87,8 @@ def test_the_tests_of_each_homework_region_name_its_oracle(module):
     text = module.read_text()
     regions = {region_owner(text, begin + 1) for begin, _ in marked_regions(text.splitlines(), module.name)}
     named = oracles(REPO_ROOT / "tests" / f"test_{module.stem}.py")
-    assert set(named) == regions, f"tests/test_{module.stem}.py's docstring: list exactly {sorted(regions)} under Oracles"
+    assert set(named) == regions, \
+        f"tests/test_{module.stem}.py's docstring: list exactly {sorted(regions)} under Oracles"
     for region, oracle in named.items():
         assert len(oracle.split()) >= 3, f"say where the expected values of {region} come from"
 

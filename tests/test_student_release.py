@@ -1,10 +1,5 @@
 """The student release: homework regions emptied, instructor-only text and cells removed, everything else
-kept, and the tests grade the work."""
-
-import os
-import shutil
-import subprocess
-import sys
+kept. That its tests grade a student's work is tested with the grader (tests/test_grade.py)."""
 
 import nbformat
 import pytest
@@ -14,6 +9,9 @@ from vizlib.course.student_release import (
     BEGIN, END, HIDDEN, RELEASE_MARK, TEXT_BEGIN, TEXT_END, Removed, build, hide_passages, marked_regions,
     stub_solutions,
 )
+
+# They compare the release with the instructor's course; a student's copy has nothing to compare with.
+pytestmark = pytest.mark.skipif((REPO_ROOT / RELEASE_MARK).exists(), reason="needs the instructor's course")
 
 MODULE = f"""import math
 
@@ -126,7 +124,8 @@ def test_the_release_empties_every_region_and_keeps_everything_else(release):
     for name in ("tests/test_saliency.py", "data/course_model.pt", "Makefile", "pyproject.toml"):
         assert (out / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     stubs = {path.name: path.read_text() for path in (out / "vizlib").glob("*.py")}
-    for module, part in (("occlusion.py", "occlusion()"), ("gradient_ascent.py", "objective() inside class_objective()"),
+    for module, part in (("occlusion.py", "occlusion()"),
+                         ("gradient_ascent.py", "objective() inside class_objective()"),
                          ("gram_texture.py", "ChannelProducts.forward()")):
         assert f"write the marked lines of {part} in vizlib/{module}" in stubs[module]
     assert "of evaluate()" not in stubs["occlusion.py"]             # the helper defined above the region
@@ -236,20 +235,3 @@ def test_the_release_refuses_to_overwrite_the_course_or_a_foreign_folder(tmp_pat
     with pytest.raises(ValueError, match="not an earlier student release"):
         build(foreign)
     assert (foreign / "notes.txt").read_text() == "keep me" and not (foreign / RELEASE_MARK).exists()
-
-
-def _pytest_in(folder, *args):
-    env = {**os.environ, "VIZLIB_FAST": "1", "VIZLIB_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_the_tests_grade_a_students_work(release, tmp_path):
-    out = shutil.copytree(release[0], tmp_path / "release")
-    tests = ["tests/test_texture_sampling.py", "-k", "windowed_ssd_equals or strict_mode_without_randomness"]
-    before = _pytest_in(out, *tests)
-    assert before.returncode != 0 and "NotImplementedError: homework" in before.stdout
-    # the student writes the marked lines (here: the course's own answer) and the same tests pass
-    shutil.copy(REPO_ROOT / "vizlib" / "texture_sampling.py", out / "vizlib" / "texture_sampling.py")
-    after = _pytest_in(out, *tests)
-    assert after.returncode == 0, after.stdout[-2000:]
