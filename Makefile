@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup lab test course bench download course-model style-net student-release clean
+.PHONY: setup lab test course bench download course-model style-net student-release grade clean
 
 setup: $(INSTALLED)
 
@@ -50,6 +50,13 @@ style-net: $(INSTALLED)
 # For a course giving homework: a copy with every homework region emptied, in build/student-release/.
 student-release: $(INSTALLED)
 	$(BIN)/python -m vizlib.course.student_release build/student-release
+
+# Score the class: SUBMISSIONS is one student's copy of the release or a folder of copies. Each concept's
+# instructor tests run against each copy's vizlib under a time limit; tables in build/grades/.
+# Optional: WEIGHTS=weights.json ({"saliency": 2, ...}), TIMEOUT=seconds per student and concept.
+grade: $(INSTALLED)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR [WEIGHTS=FILE] [TIMEOUT=SECONDS]"; exit 2; }
+	$(BIN)/python -m vizlib.course.grade "$(SUBMISSIONS)" --out build/grades $(if $(WEIGHTS),--weights "$(WEIGHTS)") $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 clean:
 	rm -rf build

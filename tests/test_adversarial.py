@@ -5,6 +5,11 @@ linear -> tanh -> linear, behind the course wrapper's normalisation. The oracle
 below derives the cross-entropy gradient with respect to the pixels in closed
 form (no autograd) and runs FGSM and PGD from their papers' definitions, with
 the random start drawn as vizlib.adversarial.pgd documents.
+
+Oracles (where each homework region's expected values come from):
+- fgsm(), pgd(), project(): the hand model's cross-entropy gradient in numpy, FGSM and PGD as their papers
+  define them, the budget clipped with np.clip.
+- fooling_image(): the hand model's score gradient in numpy, normalised to the step length; the target reached.
 """
 
 import matplotlib

@@ -1,3 +1,9 @@
+"""DeepDream: one step, octaves, seeding and bad input.
+
+Oracles (where each homework region's expected values come from):
+- dream_step(): the closed-form gradient of 1/2 sum a^2 when the layer is the normalised input itself.
+"""
+
 import pytest
 import torch
 from torch import nn

@@ -2,6 +2,11 @@
 
 The grid layout is checked cell by cell with a brute-force loop; PCA against an
 SVD done here; t-SNE for its input (the PCA step), its seed and its validation.
+
+Oracles (where each homework region's expected values come from):
+- tsne(): a stand-in for openTSNE records that it receives the PCA-reduced features (PCA itself checked
+  against an SVD); on separated blobs every point's nearest neighbour in the map is of its own blob.
+- snap_to_grid(): a brute-force loop over the grid's cells.
 """
 
 import matplotlib.pyplot as plt

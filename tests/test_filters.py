@@ -1,3 +1,11 @@
+"""First-layer filters: the layer found, its weights, activations, rescaling, tiling and spectra.
+
+Oracles (where each homework region's expected values come from):
+- rescale_each(): a min-max per tile in numpy; torchvision's make_grid(normalize=True, scale_each=True).
+- low_frequency_fraction(): a numpy DFT written as matrix products with the frequencies folded by hand;
+  closed forms for constant filters, checkerboards and gratings; 9/49, the expected share for white noise.
+"""
+
 import math
 
 import matplotlib

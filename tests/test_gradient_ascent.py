@@ -1,3 +1,12 @@
+"""Gradient ascent: class and unit visualisation, the regularisers, the measures and bad input.
+
+Oracles (where each homework region's expected values come from):
+- objective() inside class_objective(): central finite differences of the class score and the L2 penalty,
+  through one plain SGD step.
+- objective() inside unit_objective(): finite differences of the channel mean or the neuron, read from the
+  convolution run directly rather than through hooks.
+"""
+
 from types import SimpleNamespace
 
 import numpy as np

@@ -1,4 +1,9 @@
-"""Guided backprop and deconvnet against captum, hand-computed rules, and the model left as found."""
+"""Guided backprop and deconvnet against captum, hand-computed rules, and the model left as found.
+
+Oracles (where each homework region's expected values come from):
+- _ModifiedReLU.backward(): captum's GuidedBackprop and Deconvolution (and their neuron variants); the three
+  rules worked out by hand on one ReLU layer.
+"""
 
 import warnings
 

@@ -1,3 +1,10 @@
+"""Feature inversion: the inverse found, its feature error, seeding and bad input.
+
+Oracles (where each homework region's expected values come from):
+- objective() inside invert(): the image itself, the only minimiser for a layer whose features determine it
+  (an invertible 1x1 colour mixing).
+"""
+
 import pytest
 import torch
 from torch import nn

@@ -3,6 +3,11 @@
 Features are recomputed by running the network's modules by hand (no hooks);
 neighbours and precision@k against a brute-force search written here with
 torch.cdist + argsort.
+
+Oracles (where each homework region's expected values come from):
+- extract_features(): the network's modules run one by one by hand, without hooks.
+- nearest_neighbours(): a brute-force search with torch.cdist and argsort.
+- precision_at_k(): labels counted in a loop over the brute-force neighbours; a hand-made example.
 """
 
 import matplotlib.pyplot as plt

@@ -1,4 +1,9 @@
-"""Occlusion: the per-pixel map against captum.attr.Occlusion, the window grid against a plain loop."""
+"""Occlusion: the per-pixel map against captum.attr.Occlusion, the window grid against a plain loop.
+
+Oracles (where each homework region's expected values come from):
+- grid_to_pixels(): captum.attr.Occlusion's per-pixel map.
+- occlusion(): a plain loop, one forward pass per window; the closed form of a linear model.
+"""
 
 import pytest
 import torch

@@ -1,3 +1,10 @@
+"""The shared optimisation pieces: class-score gradients, steps, regularisers and the image loop.
+
+Oracles (where each homework region's expected values come from):
+- score_gradient(): central finite differences of the class score.
+- total_variation(): a loop over neighbouring pixels in numpy, and gradcheck.
+"""
+
 import numpy as np
 import pytest
 import scipy.ndimage

@@ -2,6 +2,9 @@
 
 Oracles: the streaming top-k against a brute-force pass written here; patches against
 the field cut from a padded image. (Receptive fields: tests/test_receptive_field.py.)
+
+Oracles (where each homework region's expected values come from):
+- merge_top_k(): a brute-force top-k over all images in numpy, on exact integer activations so ties are exact.
 """
 
 import numpy as np

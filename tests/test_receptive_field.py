@@ -2,6 +2,10 @@
 
 On a linear copy of each network the field, clipped to the image, and the gradient's
 bounding box must be equal; with the nonlinearities in, the gradient's box lies inside.
+
+Oracles (where each homework region's expected values come from):
+- _through_window(): the bounding box of the input pixels that a unit's gradient reaches, on a linearised copy
+  of the network.
 """
 
 import copy

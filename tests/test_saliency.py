@@ -1,4 +1,10 @@
-"""Saliency maps and SmoothGrad, checked against captum and against loops written here."""
+"""Saliency maps and SmoothGrad, checked against captum and against loops written here.
+
+Oracles (where each homework region's expected values come from):
+- saliency(): captum.attr.Saliency's per-channel |gradient|, reduced over channels here; the closed form
+  |w| / std of a linear model.
+- smoothgrad(): the same noise drawn here, one noisy copy at a time, each map from captum.
+"""
 
 import copy
 

@@ -4,6 +4,11 @@ Oracles written here: the windowed SSD as a loop over windows; Efros-Leung's pse
 and the scanline algorithm as plain loops in float64 (with the random pick turned off);
 a periodic sample, which must be continued periodically; every output pixel is a copy
 of the sample pixel its source map names.
+
+Oracles (where each homework region's expected values come from):
+- ssd_terms(): the windowed SSD as a loop over windows.
+- pick_windows(): hand-made rows with known best windows; the empirical frequency of each near-best window.
+- scanline_synthesis(): the scanline algorithm as plain loops in float64.
 """
 
 import math

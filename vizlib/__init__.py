@@ -22,7 +22,7 @@ and the parts concepts share (each with its tests/test_<module>.py):
     sanity           Adebayo's cascading randomisation, rank correlation (07, any attribution method)
 
 Course tools, which manage the course rather than teach it, live in the subpackage
-vizlib.course (build_course, student_release, download, train_course_model, train_style_net).
+vizlib.course (build_course, student_release, grade, download, train_course_model, train_style_net).
 """
 
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything

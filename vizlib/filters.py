@@ -286,8 +286,8 @@ def show_spectra(weights_list, titles=None, *, cutoff=0.25, size=4.5):
     low_frequency_mask(1, 1, cutoff)  # validates the cutoff
     shares = []
     for weights in weights_list:
-        power = power_spectrum(weights)
-        share = (power / power.flatten(1).sum(1).clamp_min(1e-300).view(-1, 1, 1)).mean(0)
+        spectra = power_spectrum(weights)                  # (filters, kh, kw)
+        share = (spectra / spectra.sum(dim=(1, 2), keepdim=True).clamp_min(1e-300)).mean(0)
         shares.append(torch.fft.fftshift(share).cpu())
     vmax = max(share.max().item() for share in shares)  # one colour scale for every panel
     fig, axes = plt.subplots(1, len(shares), figsize=(size * len(shares) + 1.2, size + 0.6), squeeze=False,

@@ -357,5 +357,4 @@ def high_frequency_share(images, cutoff=0.25):
     fy = torch.fft.fftfreq(images.shape[-2], dtype=torch.float64)
     fx = torch.fft.fftfreq(images.shape[-1], dtype=torch.float64)
     high = ((fy[:, None] ** 2 + fx[None, :] ** 2).sqrt() > cutoff).to(images.device)
-    total = power.flatten(1).sum(1)
-    return (power * high).flatten(1).sum(1) / total.clamp_min(1e-30)
+    return (power * high).sum(dim=(1, 2)) / power.sum(dim=(1, 2)).clamp_min(1e-30)
