@@ -1,4 +1,9 @@
-"""CAM, Grad-CAM and Guided Grad-CAM against captum, against closed forms, and the model left as found."""
+"""CAM, Grad-CAM and Guided Grad-CAM against captum, against closed forms, and the model left as found.
+
+Oracles (where each homework region's expected values come from):
+- _grad_cam_batch(): captum's LayerGradCam followed by LayerAttribution.interpolate; on a GAP + linear
+  head, the closed form ReLU(CAM) / (h w) with CAM computed here from the linear layer's weights.
+"""
 
 import warnings
 

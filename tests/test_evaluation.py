@@ -1,4 +1,9 @@
-"""Scoring attribution maps: deletion and insertion against a loop written here, closed forms, bad input."""
+"""Scoring attribution maps: deletion and insertion against a loop written here, closed forms, bad input.
+
+Oracles (where each homework region's expected values come from):
+- perturbation_curves(): a loop written here that overwrites each step's top pixels by index, one image
+  and one step at a time; the model's own probabilities on the image and on black at the two ends.
+"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,9 @@
-"""Integrated Gradients against captum, against closed forms on f(x) = sum x^3, and completeness."""
+"""Integrated Gradients against captum, against closed forms on f(x) = sum x^3, and completeness.
+
+Oracles (where each homework region's expected values come from):
+- integrated_gradients(): captum's IntegratedGradients with the same rule and steps; on f(x) = sum x^3,
+  each rule's result from two moments of its points, written out by hand here.
+"""
 
 import warnings
 

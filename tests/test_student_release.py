@@ -125,7 +125,7 @@ def test_the_release_empties_every_region_and_keeps_everything_else(release):
         assert released.count(BEGIN) == original.count(BEGIN) and released.count(END) == original.count(END)
         if BEGIN not in original:
             assert released == original
-    for name in ("tests/test_saliency.py", "data/course_model.pt", "Makefile", "pyproject.toml"):
+    for name in ("tests/test_saliency.py", "vizlib/data/course_model.pt", "Makefile", "pyproject.toml"):
         assert (out / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     stubs = {path.name: path.read_text() for path in (out / "vizlib").glob("*.py")}
     for module, part in (("occlusion.py", "occlusion()"),
