@@ -28,8 +28,8 @@ import argparse
 import ast
 import re
 import shutil
+from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import nbformat
 
@@ -49,7 +49,8 @@ HIDDEN = "*(The instructor's copy shows this part; here it is yours to work out.
 MAGIC = re.compile(r"^\s*[%!]")        # IPython lines that are not Python
 
 
-class Removed(NamedTuple):
+@dataclass(frozen=True)
+class Removed:
     """What a release took out: code regions emptied, markdown passages and instructor cells removed."""
     regions: int
     passages: int
@@ -191,7 +192,7 @@ def build(out_dir, *, source=REPO_ROOT):
         totals[0] += count
     for path in sorted((out_dir / "notebooks").glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        for index, count in enumerate(release_notebook(notebook, path.name)):
+        for index, count in enumerate(astuple(release_notebook(notebook, path.name))):
             totals[index] += count
         nbformat.write(notebook, path)
     return Removed(*totals)
