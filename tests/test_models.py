@@ -1,4 +1,7 @@
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -169,3 +172,29 @@ def test_pick_model_prefers_cached_imagenet_weights(torch_cache, capsys):
 def test_missing_course_weights_name_the_training_command(tmp_path):
     with pytest.raises(models.WeightsNotAvailableError, match="make course-model"):
         models.course_model(tmp_path / "nothing.pt")
+
+
+def test_the_untrained_setting_marks_stand_in_weights_and_skips_only_their_claims(torch_cache, capsys):
+    fill_cache_with_random_squeezenet()
+    real = models.pick_model("auto", device="cpu", untrained=False)
+    assert real.trained and models.is_trained(real, "any claim")
+    assert "Skipped" not in capsys.readouterr().out
+    stand_in = models.pick_model("auto", device="cpu", untrained=True)
+    assert stand_in.name == "squeezenet1_1" and not stand_in.trained
+    assert "random stand-in weights" in capsys.readouterr().out
+    assert not models.is_trained(stand_in, "saliency beats the centre blob")
+    assert "Skipped on random weights: saliency beats the centre blob" in capsys.readouterr().out
+
+
+def test_the_untrained_setting_with_the_course_model_is_an_error(torch_cache):
+    with pytest.raises(ValueError, match="VIZLIB_UNTRAINED.*course model"):
+        models.pick_model("course", device="cpu", untrained=True)
+    with pytest.raises(ValueError, match="VIZLIB_UNTRAINED"):
+        models.pick_model("auto", device="cpu", untrained=True)     # nothing cached: auto means the course model
+
+
+def test_the_untrained_setting_is_read_from_the_environment_in_config_alone():
+    code = "from vizlib import config; print(config.UNTRAINED)"
+    env = {**os.environ, "VIZLIB_UNTRAINED": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -28,12 +28,12 @@ vizlib.course (build_course, student_release, grade, download, train_course_mode
 from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_everything
 from vizlib.hooks import capture_activations
 from vizlib.images import check_images, load_sample_image, to_image_tensor
-from vizlib.models import load_model, pick_model
+from vizlib.models import is_trained, load_model, pick_model
 from vizlib.wrapper import VizModel, get_layer, layer_names
 
 __all__ = [
     "FAST", "describe", "fast_or", "pick_device", "progress", "seed_everything",
     "capture_activations", "get_layer", "layer_names",
     "check_images", "load_sample_image", "to_image_tensor",
-    "VizModel", "load_model", "pick_model",
+    "VizModel", "is_trained", "load_model", "pick_model",
 ]

@@ -6,6 +6,9 @@ VIZLIB_MODEL=...   which network the notebooks use: "auto" (default: an ImageNet
                    "course", or a torchvision name such as "squeezenet1_1"
 VIZLIB_PROGRESS=0  hide progress bars
 VIZLIB_CACHE=...   where downloaded datasets live (default ~/.cache/vizlib)
+VIZLIB_UNTRAINED=1 test-only: the cached ImageNet weights are random stand-ins (the offline
+                   run of every notebook on every architecture), so claims that need
+                   trained weights print why they are skipped instead of asserting
 """
 
 import os
@@ -27,6 +30,7 @@ def _flag(name, default):
 
 FAST = _flag("VIZLIB_FAST", False)
 SHOW_PROGRESS = _flag("VIZLIB_PROGRESS", True)
+UNTRAINED = _flag("VIZLIB_UNTRAINED", False)
 MODEL_CHOICE = os.environ.get("VIZLIB_MODEL", "auto").strip() or "auto"
 CACHE_DIR = Path(os.environ.get("VIZLIB_CACHE", Path.home() / ".cache" / "vizlib"))
 

@@ -149,13 +149,17 @@ def load_model(name="course", *, device=None, download=False):
     return model.to(device or config.pick_device())
 
 
-def pick_model(choice=None, *, imagenet="squeezenet1_1", device=None, verbose=True):
+def pick_model(choice=None, *, imagenet="squeezenet1_1", device=None, verbose=True, untrained=None):
     """The model a notebook runs on, from one setting (VIZLIB_MODEL, default "auto").
 
     "auto" takes the ImageNet model `imagenet` when its weights are cached, else the
     course model; "course" or a model name forces that model. Prints which it chose.
+    `untrained` (default: the test-only VIZLIB_UNTRAINED) says the cached ImageNet weights
+    are random stand-ins: the model is marked so and `is_trained` skips the claims that
+    need training. The course model's weights are always its trained ones: an error.
     """
     choice = choice or config.MODEL_CHOICE
+    untrained = config.UNTRAINED if untrained is None else untrained
     if choice == "auto":
         name = imagenet if is_cached(imagenet) else "course"
         reason = "its weights are cached" if name != "course" else (
@@ -164,7 +168,27 @@ def pick_model(choice=None, *, imagenet="squeezenet1_1", device=None, verbose=Tr
     else:
         _check_name(choice)
         name, reason = choice, "chosen explicitly"
+    if untrained and name == "course":
+        raise ValueError("VIZLIB_UNTRAINED marks cached ImageNet weights as random stand-ins; the course "
+                         "model ships its trained weights: unset VIZLIB_UNTRAINED or choose an ImageNet model")
     model = load_model(name, device=device)
+    model.trained = not untrained
     if verbose:
-        print(f"Model: {name} ({reason}); input {model.input_size}px, {len(model.class_names)} classes")
+        weights = "random stand-in weights (VIZLIB_UNTRAINED)" if untrained else "trained weights"
+        print(f"Model: {name} ({reason}); {weights}; input {model.input_size}px, {len(model.class_names)} classes")
     return model
+
+
+def is_trained(model, claim):
+    """Whether `model` has trained weights, so a check cell asserts `claim`; if not, says it skips it.
+
+        if vizlib.is_trained(model, "saliency beats the centre blob"):
+            assert ratio >= 2
+
+    Only a model `pick_model` marked untrained (the test-only VIZLIB_UNTRAINED run of every notebook on
+    random ImageNet weights) skips; on the course model or real weights the claim is always asserted.
+    """
+    if getattr(model, "trained", True):
+        return True
+    print(f"Skipped on random weights: {claim} (needs a trained {model.name}; VIZLIB_UNTRAINED is set)")
+    return False

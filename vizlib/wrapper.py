@@ -69,6 +69,7 @@ class VizModel(nn.Module):
         self.name = name
         self.class_names = tuple(class_names)
         self.input_size = input_size
+        self.trained = True     # False: random stand-in weights (config.UNTRAINED); see models.is_trained
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
