@@ -13,6 +13,12 @@ from torch import nn  # noqa: E402
 from vizlib.models import VizModel, course_model, freeze  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--imagenet-all", action="store_true", dest="imagenet_all",
+                     help="run every notebook on every ImageNet architecture `make download` fetches "
+                          "(tests/test_imagenet_notebooks.py; `make test-imagenet`)")
+
+
 @pytest.fixture(scope="session")
 def course():
     """The trained course model on the CPU (tests must not change it; they check)."""

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from vizlib import config
-from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model
+from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model, photograph_crops
 from vizlib.images import load_sample_image
 from vizlib.models import random_imagenet_model
 
@@ -44,11 +44,27 @@ def test_images_for_the_course_model_come_with_labels_and_masks(course):
 def test_imagenet_models_get_photographs_offline_and_imagenette_when_present(tmp_path, monkeypatch):
     model = random_imagenet_model("squeezenet1_1")
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "empty")
-    images, labels, masks = images_for_model(model, 10, seed=0)
-    assert images.shape == (10, 3, 224, 224) and labels is None and masks is None
+    n = len(PHOTOGRAPHS) + 2
+    images, labels, masks = images_for_model(model, n, seed=0)
+    assert images.shape == (n, 3, 224, 224) and labels is None and masks is None
     assert torch.equal(images[:1], load_sample_image(PHOTOGRAPHS[0], size=224))
-    assert not torch.equal(images[8], images[9])  # random crops beyond the eight photographs
+    assert not torch.equal(images[-2], images[-1])  # random crops beyond the photographs themselves
 
     monkeypatch.setattr(config, "CACHE_DIR", make_tiny_imagenette(tmp_path / "data"))
     images, labels, masks = images_for_model(model, 2, seed=0)
     assert images.shape == (2, 3, 224, 224) and sorted(labels.tolist()) == [TENCH[1], SPRINGER[1]]
+
+
+def test_every_offline_photograph_is_in_colour_and_each_crop_knows_its_photograph():
+    for name in PHOTOGRAPHS:
+        image = load_sample_image(name, size=32)
+        assert (image[:, 0] - image[:, 1]).abs().mean() > 0.01, f"{name} is grey"
+    n, size = len(PHOTOGRAPHS) + 6, 40
+    images, sources = photograph_crops(n, size, seed=3)
+    assert sources[:len(PHOTOGRAPHS)].tolist() == list(range(len(PHOTOGRAPHS)))
+    for image, source in zip(images[len(PHOTOGRAPHS):], sources[len(PHOTOGRAPHS):]):
+        # brute force: the crop is some size x size window of its photograph at twice the scale
+        photo = load_sample_image(PHOTOGRAPHS[source], size=2 * size)[0]
+        windows = photo.unfold(1, size, 1).unfold(2, size, 1)         # (3, rows, cols, size, size)
+        errors = (windows - image[:, None, None]).abs().amax(dim=(0, 3, 4))
+        assert errors.min() == 0

@@ -1,3 +1,4 @@
+import io
 import inspect
 
 import matplotlib
@@ -10,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from public_api import public_callables  # noqa: E402
-from vizlib.plotting import figure_png, live_figure, mask_outline_image, overlay_image, show_images  # noqa: E402
+from vizlib.plotting import figure_png, live_figure, mask_outline_image, overlay_image, png_size, show_images  # noqa: E402
 
 
 def test_grid_draws_every_image_with_its_title():
@@ -164,3 +165,24 @@ def test_show_returns_a_figure(show_calls, name):
     assert isinstance(fig, Figure), f"{name} returned {type(fig).__name__}"
     assert fig.number in set(plt.get_fignums()) - open_before   # the figure it drew, not another
     plt.close(fig)
+
+
+def test_the_live_picture_is_laid_out_at_the_png_width_not_stretched():
+    import ipywidgets
+    from PIL import Image
+
+    def draw(inches):
+        fig, ax = plt.subplots(figsize=(inches, 1.5))
+        ax.plot([0, 1], [0, inches])
+        return fig
+
+    inches = ipywidgets.FloatSlider(value=2.0, min=1.0, max=6.0)
+    picture = live_figure(draw, inches=inches).children[-1]
+    for value in (2.0, 5.0):
+        inches.value = value
+        width, height = Image.open(io.BytesIO(picture.value)).size       # PIL reads the PNG independently
+        assert picture.layout.width == f"{width}px" and (width, height) == png_size(picture.value)
+        assert picture.layout.max_width == "100%" and picture.layout.height == "auto"   # shrinks only with the page
+    assert int(picture.layout.width[:-2]) > 2 * 100       # 5 inches drawn at matplotlib's dpi: widened, not fixed
+    with pytest.raises(ValueError, match="not PNG"):
+        png_size(b"GIF89a" + bytes(30))

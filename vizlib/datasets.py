@@ -14,8 +14,11 @@ from vizlib.course_data import make_shapes
 from vizlib.images import center_crop_resize, load_sample_image, to_image_tensor
 from vizlib.models import DOWNLOAD_COMMAND, WeightsNotAvailableError
 
-# Offline colour photographs an ImageNet model can say something about.
-PHOTOGRAPHS = ("chelsea", "coffee", "rocket", "astronaut", "china", "flower", "hubble_deep_field", "camera")
+# Every colour photograph scikit-image and scikit-learn ship that loads offline (skimage's `cat` is
+# `chelsea` again; its eagle, lily and skin need a download): scenes an ImageNet model has classes
+# for first, then a telescope, a microscope and a fundus camera's pictures.
+PHOTOGRAPHS = ("chelsea", "coffee", "rocket", "astronaut", "china", "flower", "stereo_motorcycle",
+               "hubble_deep_field", "immunohistochemistry", "retina")
 
 
 class DataNotAvailableError(WeightsNotAvailableError):
@@ -50,16 +53,25 @@ class Imagenette(torch.utils.data.Dataset):
         return center_crop_resize(to_image_tensor(image), self.size)[0], self.imagenet_index[label]
 
 
-def _photograph_crops(n, size, seed):
-    """The offline photographs centre-cropped; past the first eight, seeded random crops of them."""
-    images = [load_sample_image(name, size=size) for name in PHOTOGRAPHS[:n]]
+def photograph_crops(n, size, seed=0):
+    """`n` images (n, 3, size, size) from the offline photographs, and which photograph each came from.
+
+    The photographs centre-cropped first; past them, seeded random crops of them at twice the scale.
+    With only ten photographs most crops share a photograph with others: `sources` (indices into
+    PHOTOGRAPHS) lets a notebook count or leave out matches that come from the query's own photograph.
+    """
+    first = list(range(min(n, len(PHOTOGRAPHS))))
+    images = [load_sample_image(PHOTOGRAPHS[index], size=size) for index in first]
     generator = torch.Generator().manual_seed(seed)
     larger = [load_sample_image(name, size=2 * size) for name in PHOTOGRAPHS] if n > len(images) else []
+    sources = first
     while len(images) < n:
-        photo = larger[int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))]
+        source = int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))
         top, left = torch.randint(size + 1, (2,), generator=generator).tolist()
-        images.append(photo[..., top:top + size, left:left + size])
-    return torch.cat(images) if images else torch.zeros(0, 3, size, size)
+        images.append(larger[source][..., top:top + size, left:left + size])
+        sources.append(source)
+    images = torch.cat(images) if images else torch.zeros(0, 3, size, size)
+    return images, torch.tensor(sources, dtype=torch.long)
 
 
 def images_for_model(model, n, *, seed=0, split="held_out"):
@@ -74,7 +86,7 @@ def images_for_model(model, n, *, seed=0, split="held_out"):
     try:
         data = Imagenette("val", size=model.input_size)
     except DataNotAvailableError:
-        return _photograph_crops(n, model.input_size, seed), None, None
+        return photograph_crops(n, model.input_size, seed)[0], None, None
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     items = [data[int(i)] for i in order]
     images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, model.input_size, model.input_size)

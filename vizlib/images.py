@@ -17,6 +17,7 @@ import torch.nn.functional as F
 _SKIMAGE_NAMES = (
     "astronaut", "chelsea", "coffee", "rocket", "camera", "brick", "grass", "gravel",
     "hubble_deep_field", "immunohistochemistry", "coins", "moon", "clock", "colorwheel",
+    "retina", "stereo_motorcycle",
 )
 _SKLEARN_NAMES = ("china", "flower")
 SAMPLE_IMAGES = tuple(sorted(_SKIMAGE_NAMES + _SKLEARN_NAMES))
@@ -144,7 +145,8 @@ def _raw_sample(name):
         return load_sample_image(f"{name}.jpg")
     import skimage.data
 
-    return getattr(skimage.data, name)()
+    image = getattr(skimage.data, name)()
+    return image[0] if isinstance(image, tuple) else image     # stereo_motorcycle: (left, right, disparity)
 
 
 def load_sample_image(name, size=None):

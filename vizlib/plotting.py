@@ -7,6 +7,7 @@ in a grid. `live_figure` redraws a figure whenever a widget moves.
 """
 
 import io
+import struct
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -78,6 +79,13 @@ def figure_png(fig):
     return buffer.getvalue()
 
 
+def png_size(png):
+    """(width, height) in pixels of PNG bytes, from the header's IHDR chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not PNG bytes")
+    return struct.unpack(">II", png[16:24])
+
+
 def live_figure(draw, **controls):
     """Widgets above a picture that `draw(**their values)` redraws whenever one of them changes.
 
@@ -85,14 +93,16 @@ def live_figure(draw, **controls):
     change a control (say, the range of one slider when another control moves): the
     picture is then drawn again, once, with the values it settled on. The picture is an
     ipywidgets.Image holding the finished PNG, rather than output captured while the
-    cell runs, which can stall headless notebook runners. Returns an ipywidgets.VBox:
-    the controls, then the picture (its last child).
+    cell runs, which can stall headless notebook runners. The picture is laid out at the
+    PNG's own pixel width (narrower only where the page is), as a plain figure output is:
+    left to the box's default, JupyterLab stretches it to the notebook's full width, blurred.
+    Returns an ipywidgets.VBox: the controls, then the picture (its last child).
     """
     import ipywidgets
 
     if not controls:
         raise ValueError("give at least one control, e.g. live_figure(draw, weight=ipywidgets.FloatSlider())")
-    picture = ipywidgets.Image(format="png")
+    picture = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%", height="auto"))
     drawing = []
 
     def values():
@@ -108,9 +118,11 @@ def live_figure(draw, **controls):
                 drawn = values()
                 fig = draw(**drawn)
                 try:
-                    picture.value = figure_png(fig)
+                    png = figure_png(fig)
                 finally:
                     plt.close(fig)
+                picture.layout.width = f"{png_size(png)[0]}px"
+                picture.value = png
         finally:
             drawing.clear()
 
