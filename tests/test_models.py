@@ -184,6 +184,14 @@ def test_the_untrained_setting_marks_stand_in_weights_and_skips_only_their_claim
     assert "random stand-in weights" in capsys.readouterr().out
     assert not models.is_trained(stand_in, "saliency beats the centre blob")
     assert "Skipped on random weights: saliency beats the centre blob" in capsys.readouterr().out
+    assert models.course_model().trained and models.load_model("squeezenet1_1", device="cpu").trained
+
+
+def test_under_the_untrained_setting_every_cached_imagenet_model_is_a_stand_in(torch_cache, monkeypatch):
+    fill_cache_with_random_squeezenet()
+    monkeypatch.setattr(models.config, "UNTRAINED", True)
+    assert not models.imagenet_model("squeezenet1_1").trained       # also what a notebook loads beside its own
+    assert models.course_model().trained
 
 
 def test_the_untrained_setting_with_the_course_model_is_an_error(torch_cache):
@@ -194,7 +202,7 @@ def test_the_untrained_setting_with_the_course_model_is_an_error(torch_cache):
 
 
 def test_the_untrained_setting_is_read_from_the_environment_in_config_alone():
-    code = "from vizlib import config; print(config.UNTRAINED)"
+    code = "from vizlib import config; print(config.UNTRAINED)"     # imagenet_model marks its weights by it
     env = {**os.environ, "VIZLIB_UNTRAINED": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

@@ -45,6 +45,10 @@ LAYERS = {
         "inversion": ("features.1", "features.6.expand1x1_activation", "features.10.expand1x1_activation",
                       "classifier.2"),
         "deepdream": ("features.6.expand1x1_activation", "features.10.expand1x1_activation"),
+        # CS231n's style transfer on SqueezeNet: content at features.3, style at features 1, 4, 6 and 7
+        "texture": ("features.1", "features.4", "features.6", "features.7"),
+        "content": "features.3",
+        "style": ("features.1", "features.4", "features.6", "features.7"),
         "grad_cam": "features.12",      # the last Fire module, 13x13 at 224 px
         "cam_depths": ("features.4", "features.7", "features.10", "features.12"),
     },
@@ -54,6 +58,9 @@ LAYERS = {
         "gradient_ascent": "features.10",
         "inversion": ("features.1", "features.7", "features.11", "classifier.5"),
         "deepdream": ("features.7", "features.11"),
+        "texture": ("features.1", "features.4", "features.7", "features.9"),     # relu1 ... relu4
+        "content": "features.7",        # relu3
+        "style": ("features.1", "features.4", "features.7", "features.9"),
         "grad_cam": "features.11",      # the ReLU after the last convolution, 13x13
         "cam_depths": ("features.4", "features.7", "features.9", "features.11"),
     },
@@ -63,6 +70,11 @@ LAYERS = {
         "gradient_ascent": "features.28",
         "inversion": ("features.1", "features.13", "features.22", "classifier.4"),
         "deepdream": ("features.13", "features.22"),
+        # Gatys et al.'s choices at the same depths as VGG-19's below: conv1_1 and pool1-pool4;
+        # content at relu4_2, style at relu1_1 ... relu5_1
+        "texture": ("features.1", "features.4", "features.9", "features.16", "features.23"),
+        "content": "features.20",
+        "style": ("features.1", "features.6", "features.11", "features.18", "features.25"),
         "grad_cam": "features.29",      # relu5_3
         "cam_depths": ("features.8", "features.15", "features.22", "features.29"),
     },
@@ -86,6 +98,9 @@ LAYERS = {
         "gradient_ascent": "layer4",
         "inversion": ("relu", "layer2.0.relu", "layer3.0.relu", "layer4.1.relu"),
         "deepdream": ("layer2.0.relu", "layer3.0.relu"),
+        "texture": ("relu", "layer1", "layer2", "layer3"),
+        "content": "layer2",
+        "style": ("relu", "layer1", "layer2", "layer3"),
         "grad_cam": "layer4",
         "cam_depths": ("layer1", "layer2", "layer3", "layer4"),
     },

@@ -127,7 +127,9 @@ def imagenet_model(name, *, download=False):
             "or use the course model: load_model('course')."
         )
     net = torchvision.models.get_model(name, weights=weights, progress=download)
-    return freeze(_wrap_imagenet(net, name, weights))
+    model = _wrap_imagenet(net, name, weights)
+    model.trained = not config.UNTRAINED    # the test-only run plants random stand-ins in the cache
+    return freeze(model)
 
 
 def random_imagenet_model(name="squeezenet1_1", seed=0):
@@ -185,10 +187,11 @@ def is_trained(model, claim):
         if vizlib.is_trained(model, "saliency beats the centre blob"):
             assert ratio >= 2
 
-    Only a model `pick_model` marked untrained (the test-only VIZLIB_UNTRAINED run of every notebook on
-    random ImageNet weights) skips; on the course model or real weights the claim is always asserted.
+    Only ImageNet weights marked as stand-ins skip (the test-only VIZLIB_UNTRAINED run of every notebook on
+    random weights, read by `pick_model` and `imagenet_model`); on the course model or real weights the
+    claim is always asserted.
     """
     if getattr(model, "trained", True):
         return True
-    print(f"Skipped on random weights: {claim} (needs a trained {model.name}; VIZLIB_UNTRAINED is set)")
+    print(f"Skipped on random weights: {claim} (needs trained weights; this {model.name} has random stand-ins)")
     return False
