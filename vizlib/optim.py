@@ -55,7 +55,8 @@ def normalized_step(grad, step_size, *, norm=2):
 def total_variation(images, *, reduction="sum"):
     """Sum (or mean) of squared differences between vertical and horizontal neighbours.
 
-    Squared rather than absolute differences keep it differentiable everywhere.
+    Mahendran & Vedaldi's (2015) V^beta with beta = 2, called total variation for short;
+    total variation proper is beta = 1. The squares keep it differentiable everywhere.
     """
     # BEGIN SOLUTION
     vertical = (images[..., 1:, :] - images[..., :-1, :]).pow(2)
