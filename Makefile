@@ -44,7 +44,7 @@ bench: $(INSTALLED)
 download: $(INSTALLED)
 	$(BIN)/python -m vizlib.course.download
 
-# Retrain the course model and rewrite vizlib/data/course_model.pt (about 7 minutes on 2 cores).
+# Retrain the course model and rewrite vizlib/data/course_model.pt (about 8 minutes on 2 cores).
 course-model: $(INSTALLED)
 	$(BIN)/python -m vizlib.course.train_course_model
 

@@ -3,7 +3,8 @@
 Reference: bare forward and backward passes to the input (the class score's gradient),
 the least any gradient-ascent step must do. Candidate: `class_visualization` with the
 default regularised settings for 224 px (jitter, L2 penalty towards grey, Adam update,
-clamping, clipping of small values every step, Gaussian blur every 4th step), run for
+clamping, clipping of small values and of small contributions every step, Gaussian blur
+every 4th step), run for
 one blur period of 4 steps against 4 bare passes, so the per-step ratio includes the
 blur's share and the set-up of the loop. Both on randomly initialised SqueezeNet 1.1,
 one 224-px photograph.

@@ -128,15 +128,33 @@ def test_optimize_image_regularisers_and_bad_arguments():
     seen = []
     result = optimize_image(
         lambda images: -images.mean(), torch.full((1, 3, 8, 8), 0.5), steps=4, lr=0.01, max_jitter=2,
-        blur_every=2, callback=lambda step, images: seen.append(step), show_progress=False,
+        blur_every=2, callback=lambda step, images, grad: seen.append((step, grad.shape)), show_progress=False,
     )
-    assert seen == [0, 1, 2, 3] and result.images.mean() > 0.5
+    assert seen == [(step, (1, 3, 8, 8)) for step in range(4)] and result.images.mean() > 0.5
     with pytest.raises(ValueError, match="optimizer"):
         optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=1, lr=1, optimizer="rmsprop")
     with pytest.raises(ValueError, match="steps"):
         optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=0, lr=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4) * 9, steps=1, lr=1)
+
+
+@pytest.mark.parametrize("parameterization", ["clamp", "sigmoid"])
+def test_the_callback_gets_the_gradient_with_respect_to_the_images(parameterization):
+    """For sum((x - t)^2) the gradient with respect to the images is 2 (x - t), at the images the objective saw."""
+    target = torch.rand(1, 3, 5, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    evaluated, received = [], []
+
+    def objective(images):
+        evaluated.append(images.detach().clone())
+        return ((images - target) ** 2).sum()
+
+    optimize_image(objective, torch.full_like(target, 0.5), steps=3, lr=0.05, optimizer="sgd",
+                   parameterization=parameterization, callback=lambda step, images, grad: received.append(grad),
+                   show_progress=False)
+    assert len(received) == len(evaluated) == 3
+    for seen, grad in zip(evaluated, received):
+        assert torch.allclose(grad, 2 * (seen - target), atol=1e-12)
 
 
 def test_line_search_option_of_optimize_image():

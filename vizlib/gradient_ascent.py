@@ -7,10 +7,12 @@ Start from a nearly grey image and change its pixels to raise one number:
   one neuron (one channel at one position): `unit_visualization`.
 
 Plain ascent finds high-frequency patterns that raise the number without looking like
-anything. Yosinski et al. (2015) added image regularisers, all available here and run by
-the shared loop `vizlib.optim.optimize_image`: random jitter, a periodic Gaussian blur,
-clipping pixels with small values (`clip_small_values`, run as the loop's callback) and
-clipping pixels with small gradients (`clip_small_gradients`, inside the objective).
+anything. Image regularisers turn them into pictures, all run by the shared loop
+`vizlib.optim.optimize_image`: random jitter (DeepDream, Mordvintsev et al. 2015) and the
+four of Yosinski et al. (2015): L2 decay (here a penalty towards grey), a periodic Gaussian
+blur, clipping pixels of small norm (`clip_small_values`) and clipping pixels of small
+contribution (`clip_small_contributions`); the two clippings run after each step as the
+loop's callback.
 
 The classic hyperparameters (CS231n: normalised 224-px inputs, L2 weight 1e-3, step 25,
 jitter 16 px, blur sigma 0.5 every 10 steps) do not carry over to course images. Pixels
@@ -53,7 +55,7 @@ class AscentSettings:
     blur_every: int = 0             # Gaussian blur every this many steps (0: never)
     blur_sigma: float = 0.0         # its standard deviation in pixels
     value_percentile: float = 0.0   # after each step, pixels closer to grey than this percentile become grey
-    grad_percentile: float = 0.0    # pixels whose gradient is below this percentile get no gradient
+    contribution_percentile: float = 0.0  # after each step, pixels of smaller contribution become grey
     optimizer: str = "adam"
 
     def replace(self, **changes):
@@ -66,7 +68,9 @@ def settings_for(model, *, objective="class", regularized=True, **changes):
     Tuned by eye and by the notebook's measurements on the 64-px course model:
     Adam with step 0.05, 200 steps; L2 weight 0.1 for class scores (which reach hundreds)
     and 0.003 for channel means (tens); jitter 1/14 of the size (5 px; 16 px at 224 as in
-    CS231n); blur sigma 0.5 px every 4 steps; the 10% of pixels closest to grey set to grey.
+    CS231n); blur sigma 0.5 px every 4 steps; the 10% of pixels closest to grey and the 20%
+    of smallest contribution set to grey (the first 10% of the latter are mostly the
+    same pixels: a grey pixel contributes nothing).
     For other input sizes, lengths (jitter, blur) scale with the size and the L2
     weight with 1/size^2, because a score's gradient spreads over size^2 pixels.
     `regularized=False` keeps optimiser, step size and step count and switches every
@@ -84,6 +88,7 @@ def settings_for(model, *, objective="class", regularized=True, **changes):
         blur_every=4,
         blur_sigma=0.5 * scale,
         value_percentile=10.0,
+        contribution_percentile=20.0,
     )
     return settings.replace(**changes)
 
@@ -139,28 +144,26 @@ def _small_values(images, percentile):
     return _below_percentile((images - GREY).pow(2).sum(1), percentile).unsqueeze(1)
 
 
-class _ClipSmallGradients(torch.autograd.Function):
-    """Identity forward; backward zeroes the gradient of pixels whose gradient norm is small."""
+def pixel_contributions(images, grad):
+    """|sum over colour channels of (image - grey) * grad|, per pixel: (N, H, W).
 
-    @staticmethod
-    def forward(ctx, images, percentile):
-        ctx.percentile = percentile
-        return images.view_as(images)
-
-    @staticmethod
-    def backward(ctx, grad):
-        small = _below_percentile(grad.pow(2).sum(1), ctx.percentile)
-        return grad.masked_fill(small.unsqueeze(1), 0), None
-
-
-def clip_small_gradients(images, percentile):
-    """`images` as they are, but in the backward pass the pixels with small gradients get none.
-
-    Pixels whose gradient norm (over colour channels) lies below `percentile` of the
-    image's pixels are left alone by the step: only the pixels that matter most move.
+    Yosinski et al.'s linear estimate of how much the objective would change if the pixel
+    were set to "zero", which for [0, 1] images is mid-grey (the mean of the data in their
+    normalised units). `grad` is the objective's gradient with respect to `images`.
     """
-    _check_percentile(percentile, "grad_percentile")
-    return _ClipSmallGradients.apply(images, percentile) if percentile > 0 else images
+    return ((images - GREY) * grad).sum(1).abs()
+
+
+def clip_small_contributions(images, grad, percentile):
+    """Set to grey the pixels whose contribution (`pixel_contributions`) lies below `percentile`, per image.
+
+    Yosinski et al. (2015)'s "clip pixels with small contribution". Returns a new tensor.
+    """
+    _check_percentile(percentile, "contribution_percentile")
+    if percentile == 0:
+        return images
+    small = _below_percentile(pixel_contributions(images, grad), percentile).unsqueeze(1)
+    return images.masked_fill(small, GREY)
 
 
 def class_objective(model, classes, *, l2=0.0):
@@ -237,24 +240,23 @@ def unit_objective(model, layer, channels, *, position=None, l2=0.0):
 
 def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
     _check_percentile(settings.value_percentile, "value_percentile")
-    _check_percentile(settings.grad_percentile, "grad_percentile")
+    _check_percentile(settings.contribution_percentile, "contribution_percentile")
     if init is None:
         init = start_image(n, model.input_size, seed=seed, device=model.device)
     check_images(init, name="init")
     if len(init) != n:
         raise ValueError(f"init has {len(init)} images, expected {n} (one per class or channel)")
-    loss = objective
-    if settings.grad_percentile > 0:
-        def loss(images):
-            return objective(clip_small_gradients(images, settings.grad_percentile))
 
-    def clip(step, images):  # the loop's callback: edits the images in place, without gradient
+    def clip(step, images, grad):  # the loop's callback: edits the images in place, without gradient
+        # grad is the whole objective's (score and L2 penalty), at the images before the step, as in Yosinski et al.
         images.masked_fill_(_small_values(images, settings.value_percentile), GREY)
+        images.copy_(clip_small_contributions(images, grad, settings.contribution_percentile))
 
+    clipping = settings.value_percentile > 0 or settings.contribution_percentile > 0
     return optimize_image(
-        loss, init, steps=settings.steps, lr=settings.lr, optimizer=settings.optimizer,
+        objective, init, steps=settings.steps, lr=settings.lr, optimizer=settings.optimizer,
         max_jitter=settings.max_jitter, blur_every=settings.blur_every, blur_sigma=settings.blur_sigma,
-        callback=clip if settings.value_percentile > 0 else None, seed=seed, desc=desc,
+        callback=clip if clipping else None, seed=seed, desc=desc,
         show_progress=show_progress,
     )
 

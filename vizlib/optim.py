@@ -55,7 +55,8 @@ def normalized_step(grad, step_size, *, norm=2):
 def total_variation(images, *, reduction="sum"):
     """Sum (or mean) of squared differences between vertical and horizontal neighbours.
 
-    Squared rather than absolute differences keep it differentiable everywhere.
+    Mahendran & Vedaldi's (2015) V^beta with beta = 2, called total variation for short;
+    total variation proper is beta = 1. The squares keep it differentiable everywhere.
     """
     # BEGIN SOLUTION
     vertical = (images[..., 1:, :] - images[..., :-1, :]).pow(2)
@@ -106,7 +107,9 @@ def optimize_image(
     step) or "sigmoid" (optimise logits z, images = sigmoid(z): always in range, which
     suits L-BFGS). Each evaluation sees the images rolled by a random jitter of up to
     `max_jitter` pixels; every `blur_every` steps the images are blurred. `callback(step,
-    images)` may edit the images in place (no gradient) for further regularisers.
+    images, grad)` may edit the images in place (no gradient) for further regularisers;
+    `grad` is the objective's gradient with respect to the (unjittered) images at the
+    step's last evaluation, before the update.
     A non-finite loss stops with DivergenceError naming the step.
     line_search=True (L-BFGS only) lets each step search along its direction for a
     point that satisfies the strong Wolfe conditions (up to 20 evaluations), instead
@@ -143,12 +146,18 @@ def optimize_image(
     losses = []
     bar = progress(range(steps), desc=desc, enabled=show_progress, leave=False)
 
+    last = {}  # the gradient with respect to the images, for the callback
     for step in bar:
         def closure():
-            loss = objective(jitter(images_of(variable), max_jitter, generator))
+            images = images_of(variable)
+            loss = objective(jitter(images, max_jitter, generator))
             if not torch.isfinite(loss):
                 raise DivergenceError(f"the loss became {loss.item()} at step {step}: lower the learning rate")
-            (variable.grad,) = torch.autograd.grad(loss, variable)
+            if parameterization == "sigmoid":
+                last["grad"], variable.grad = torch.autograd.grad(loss, (images, variable))
+            else:
+                (variable.grad,) = torch.autograd.grad(loss, variable)
+                last["grad"] = variable.grad
             return loss
 
         with torch.enable_grad():
@@ -169,7 +178,7 @@ def optimize_image(
                 set_images(gaussian_blur(images_of(variable), blur_sigma))
             if callback is not None:
                 images = images_of(variable).clone()
-                callback(step, images)
+                callback(step, images, last["grad"].detach().clone())
                 set_images(images)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.4g}")
