@@ -349,3 +349,30 @@ def test_bad_transformations_are_refused_when_made():
         fourier_scale(8, 8, -0.5)
     with pytest.raises(ValueError, match="does not fit"):
         Jitter(10)(torch.rand(1, 3, 8, 8))
+
+
+def test_a_scaling_then_a_rotation_are_one_resampling_through_their_product():
+    size = 41
+    image, x, y = ramp(size, 0.004, 0.002)
+    chain = Chain((RandomScale((1.25,)), RandomRotate((90,))))
+    out = chain(image, torch.Generator().manual_seed(0))
+    # magnified by 1.25, then turned a quarter counter-clockwise: output (x, y) shows input (-y, x) / 1.25
+    expected = 0.5 + (0.004 * -y + 0.002 * x) / 1.25
+    inner = (x.abs() < 14) & (y.abs() < 14)
+    torch.testing.assert_close(out[0, 0][inner], expected[inner], atol=1e-6, rtol=0)
+    # one resampling: turning 45 degrees and back is the identity, exactly, where two resamplings would blur
+    images = pattern(16)
+    there_and_back = Chain((RandomRotate((45,)), RandomScale((1.0,)), RandomRotate((-45,))))
+    torch.testing.assert_close(there_and_back(images), images, atol=1e-5, rtol=0)
+    assert (rotate(rotate(images, 45), -45) - images)[..., 5:11, 5:11].abs().max() > 0.05
+
+
+def test_the_model_sees_its_own_input_size_whatever_the_chain_returns(course):
+    sizes = []
+    handle = course.net.register_forward_pre_hook(lambda module, args: sizes.append(tuple(args[0].shape[-2:])))
+    try:
+        visualise(course, class_score(1), steps=2, transforms=[Pad(5)], show_progress=False)
+        visualise(course, class_score(1), steps=2, show_progress=False)
+    finally:
+        handle.remove()
+    assert set(sizes) == {(64, 64)} and len(sizes) == 4

@@ -193,7 +193,7 @@ class FeatureImage(nn.Module):
 
 # ------------------------------------------------------------------------ transformations
 # Each transformation is called as t(images, generator) and draws its randomness from the
-# generator, once per batch. `output_size(size)` gives the smallest side it can return.
+# generator, once per batch. `output_size(size)` gives the side it returns for a `size`-px image.
 
 def _affine(images, matrix, fill):
     """Resample `images` so that output position p shows input position matrix @ p (pixel units about the
@@ -208,18 +208,26 @@ def _affine(images, matrix, fill):
     return moved + fill
 
 
-def rotate(images, degrees, fill=GREY):
-    """Rotate about the centre by `degrees` (counter-clockwise as displayed); corners filled with `fill`."""
+def _rotation(degrees):
     angle = math.radians(degrees)
     cos, sin = math.cos(angle), math.sin(angle)
     # rows point down: a counter-clockwise turn on screen sends (x, y) to (x cos + y sin, y cos - x sin);
     # the output reads the input through the inverse of that
-    return _affine(images, torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64), fill)
+    return torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64)
+
+
+def _magnification(factor):
+    return torch.eye(2, dtype=torch.float64) / factor
+
+
+def rotate(images, degrees, fill=GREY):
+    """Rotate about the centre by `degrees` (counter-clockwise as displayed); corners filled with `fill`."""
+    return _affine(images, _rotation(degrees), fill)
 
 
 def rescale(images, factor, fill=GREY):
     """Magnify about the centre by `factor` (> 1 zooms in, < 1 out), same size; borders filled with `fill`."""
-    return _affine(images, torch.eye(2, dtype=torch.float64) / factor, fill)
+    return _affine(images, _magnification(factor), fill)
 
 
 def _check_int(value, name, low=0):
@@ -281,7 +289,11 @@ class RandomScale:
             raise ValueError(f"scale factors must be positive numbers, got {self.factors}")
 
     def __call__(self, images, generator=None):
-        return rescale(images, _choose(self.factors, generator))
+        return _affine(images, self.matrix(generator), GREY)
+
+    def matrix(self, generator=None):
+        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
+        return _magnification(_choose(self.factors, generator))
 
     def output_size(self, size):
         return size
@@ -302,7 +314,11 @@ class RandomRotate:
                              f"{max(abs(d) for d in self.degrees):g}: beyond 180 a turn repeats a smaller one")
 
     def __call__(self, images, generator=None):
-        return rotate(images, _choose(self.degrees, generator))
+        return _affine(images, self.matrix(generator), GREY)
+
+    def matrix(self, generator=None):
+        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
+        return _rotation(_choose(self.degrees, generator))
 
     def output_size(self, size):
         return size
@@ -310,7 +326,11 @@ class RandomRotate:
 
 @dataclass(frozen=True)
 class Chain:
-    """Transformations applied in order; `Chain(())` changes nothing."""
+    """Transformations applied in order; `Chain(())` changes nothing.
+
+    Consecutive scalings and rotations (anything with a `matrix(generator)`) are drawn in order
+    and applied as one resampling: one interpolation, and half the cost, instead of two.
+    """
 
     transforms: tuple
 
@@ -322,9 +342,17 @@ class Chain:
                                 f"got {t!r}")
 
     def __call__(self, images, generator=None):
+        pending = None      # the product of the matrices of the scalings and rotations not yet applied
         for transform in self.transforms:
+            if hasattr(transform, "matrix"):
+                # the output reads the first transformation's output through the later matrices: A @ B
+                matrix = transform.matrix(generator)
+                pending = matrix if pending is None else pending @ matrix
+                continue
+            if pending is not None:
+                images, pending = _affine(images, pending, GREY), None
             images = transform(images, generator)
-        return images
+        return images if pending is None else _affine(images, pending, GREY)
 
     def output_size(self, size):
         for transform in self.transforms:
@@ -505,7 +533,8 @@ def visualise(model, objective, *, n=None, size=None, fourier=True, decay=1.0, d
     n: how many images (default: as many as the objective addresses one by one, else 1).
     size: their side (default: model.input_size). fourier, decay, decorrelate, matrix, sd:
     the parameterisation (`FeatureImage`). transforms: "lucid" (`lucid_chain(size)`), a Chain
-    or a list of transformations, or None for none. Adam with step `lr` for `steps` steps
+    or a list of transformations, or None for none; what the chain returns is cut to the model's
+    input size at a random place (a last jitter). Adam with step `lr` for `steps` steps
     (default 512, 64 in fast mode). Every argument is checked before any work; a chain whose
     output could be smaller than the model's input size is refused.
     Returns vizlib.optim.OptimizationResult: `images` (n, 3, size, size) and `losses` (-objective per step).
@@ -523,6 +552,9 @@ def visualise(model, objective, *, n=None, size=None, fourier=True, decay=1.0, d
     if model.input_size is not None and smallest < model.input_size:
         raise ValueError(f"the transformations can shrink the {size}-px images to {smallest} px, below the model's "
                          f"input size {model.input_size}: pad more or jitter less")
+    if model.input_size is not None and smallest > model.input_size:
+        # the model sees its own input size, cut at a random place: a last jitter that saves the larger pass
+        chain = Chain(chain.transforms + (Jitter(smallest - model.input_size),))
     for check in objective.checks:
         check(model, size)
     image = FeatureImage(n, size, fourier=fourier, decay=decay, decorrelate=decorrelate, matrix=matrix, sd=sd,
