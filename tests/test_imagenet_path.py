@@ -27,6 +27,7 @@ from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
 from vizlib.cam import grad_cam, guided_grad_cam
 from vizlib.evaluation import perturbation_curves
+from vizlib.feature_visualisation import channel, class_score, diversity, visualise
 from vizlib.hooks import capture_activations
 from vizlib.images import load_sample_image
 from vizlib.integrated_gradients import gradient_x_input, integrated_gradients
@@ -99,6 +100,9 @@ TECHNIQUES = {
         model, images, "features.12", 7, rule="deconvnet"),
     "top-k patches of a Fire channel": lambda model, images: channel_patches(images, receptive_field(
         model, "features.7"), top_activations(model, "features.7", images, k=2, batch_size=1, show_progress=False), 0)[0],
+    "feature visualisation of a class and a channel, diverse (2 steps)": lambda model, images: visualise(
+        model, class_score([1, 2]) + channel("features.4.expand3x3", 3) - diversity("features.4"), steps=2,
+        show_progress=False).images,
 }
 
 # The deepest layer every technique above runs (inversion and the Gram losses stop at it).
@@ -133,6 +137,7 @@ PASSES = {
     "guided backprop of the top class": (2, 1),
     "deconvnet of a Fire module's channel": (1, 1),
     "top-k patches of a Fire channel": (2, 0),
+    "feature visualisation of a class and a channel, diverse (2 steps)": (2, 2),
 }
 
 # (technique, phase, call): the failure hits the second call where there is one, else the first.

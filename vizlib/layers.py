@@ -24,6 +24,9 @@ ROLES = {
     "style": "14 style transfer: the layers whose Gram matrices are matched",
     "grad_cam": "15 Grad-CAM, 17 which map to trust: the last convolutional block",
     "cam_depths": "15 Grad-CAM: four depths, shallow to deep, for the resolution-localisation picture",
+    "feature_depths": "18 feature visualisation: three depths whose channels are drawn (before their ReLU)",
+    "diversity": "18 feature visualisation: where the spread of a batch is measured, the channel's layer, "
+                 "and the layer of the diversity term (after the channel's ReLU)",
 }
 
 LAYERS = {
@@ -37,6 +40,8 @@ LAYERS = {
         "content": "features.relu2",    # its style comes from a random filter bank (vizlib.style_transfer)
         "grad_cam": "features.relu5",
         "cam_depths": ("features.relu2", "features.relu3", "features.relu4", "features.relu5"),
+        "feature_depths": ("features.bn2", "features.bn3", "features.bn5"),
+        "diversity": ("features.relu3", "features.bn4", "features.relu4"),
     },
     "squeezenet1_1": {
         "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
@@ -51,6 +56,8 @@ LAYERS = {
         "style": ("features.1", "features.4", "features.6", "features.7"),
         "grad_cam": "features.12",      # the last Fire module, 13x13 at 224 px
         "cam_depths": ("features.4", "features.7", "features.10", "features.12"),
+        "feature_depths": ("features.4.expand3x3", "features.7.expand3x3", "features.12.expand3x3"),
+        "diversity": ("features.7", "features.10.expand3x3", "features.10"),
     },
     "alexnet": {
         "features": "classifier.5",     # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
@@ -63,6 +70,8 @@ LAYERS = {
         "style": ("features.1", "features.4", "features.7", "features.9"),
         "grad_cam": "features.11",      # the ReLU after the last convolution, 13x13
         "cam_depths": ("features.4", "features.7", "features.9", "features.11"),
+        "feature_depths": ("features.3", "features.6", "features.10"),
+        "diversity": ("features.7", "features.8", "features.9"),
     },
     "vgg16": {
         "features": "classifier.4",     # 4096: the second fully connected layer + ReLU
@@ -77,6 +86,8 @@ LAYERS = {
         "style": ("features.1", "features.6", "features.11", "features.18", "features.25"),
         "grad_cam": "features.29",      # relu5_3
         "cam_depths": ("features.8", "features.15", "features.22", "features.29"),
+        "feature_depths": ("features.10", "features.19", "features.28"),
+        "diversity": ("features.15", "features.21", "features.22"),
     },
     "vgg19": {
         "features": "classifier.4",
@@ -91,6 +102,8 @@ LAYERS = {
         "style": ("features.1", "features.6", "features.11", "features.20", "features.29"),
         "grad_cam": "features.35",      # relu5_4
         "cam_depths": ("features.8", "features.17", "features.26", "features.35"),
+        "feature_depths": ("features.10", "features.21", "features.34"),
+        "diversity": ("features.17", "features.25", "features.26"),
     },
     "resnet18": {
         "features": "avgpool",          # 512: the globally pooled features before fc
@@ -103,6 +116,8 @@ LAYERS = {
         "style": ("relu", "layer1", "layer2", "layer3"),
         "grad_cam": "layer4",
         "cam_depths": ("layer1", "layer2", "layer3", "layer4"),
+        "feature_depths": ("layer1.1.bn2", "layer2.1.bn2", "layer4.1.bn2"),
+        "diversity": ("layer2", "layer3.1.bn2", "layer3"),
     },
 }
 

@@ -4,7 +4,9 @@
 - `normalized_step`: a step of fixed length along the gradient, per image.
 - `total_variation`: the smoothness penalty of feature inversion and style transfer.
 - `jitter`, `gaussian_blur`: the image regularisers of gradient ascent and DeepDream.
-- `optimize_image`: the loop that runs them all, with a progress bar and a divergence check.
+- `optimize_image`: the loop that runs them all, with a progress bar and a divergence check;
+  it also optimises a parameterised image (a module that draws the images from its own
+  tensors, notebook 18) through a chain of random transformations.
 
 Gradients are taken with `torch.autograd.grad` with respect to the pixels only,
 so a model's parameters, flags and `.grad` fields are never touched.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.functional as TF
+from torch import nn
 
 from vizlib.arguments import check_classes, check_positive, check_positive_int
 from vizlib.config import progress
@@ -55,8 +58,7 @@ def normalized_step(grad, step_size, *, norm=2):
 def total_variation(images, *, reduction="sum"):
     """Sum (or mean) of squared differences between vertical and horizontal neighbours.
 
-    Mahendran & Vedaldi's (2015) V^beta with beta = 2, called total variation for short;
-    total variation proper is beta = 1. The squares keep it differentiable everywhere.
+    Squared rather than absolute differences keep it differentiable everywhere.
     """
     # BEGIN SOLUTION
     vertical = (images[..., 1:, :] - images[..., :-1, :]).pow(2)
@@ -98,7 +100,7 @@ class DivergenceError(FloatingPointError):
 def optimize_image(
     objective, init, *, steps, lr, optimizer="adam", parameterization="clamp", max_jitter=0,
     blur_every=0, blur_sigma=0.5, callback=None, seed=0, desc="optimising", show_progress=None,
-    line_search=False,
+    line_search=False, transform=None,
 ):
     """Minimise `objective(images) -> scalar` over images in [0, 1], starting from `init`.
 
@@ -114,27 +116,48 @@ def optimize_image(
     line_search=True (L-BFGS only) lets each step search along its direction for a
     point that satisfies the strong Wolfe conditions (up to 20 evaluations), instead
     of taking the step `lr` blindly; it assumes a deterministic objective (no jitter).
+    `transform(images, generator)`, if given, runs after the jitter at each evaluation
+    (a chain of random transformations, vizlib.feature_visualisation).
+
+    `init` may also be a parameterised image: an `nn.Module` whose `forward()` draws the
+    images in [0, 1] from its own tensors (a spectrum, say). Its parameters are then what
+    is optimised; there is nothing to clamp, blur or edit, so `parameterization`,
+    `blur_every`, `callback` and the "normalized" optimiser do not apply to it.
     """
-    check_images(init, name="init")
     steps, lr = check_positive_int(steps, "steps"), check_positive(lr, "lr")
     if parameterization not in ("clamp", "sigmoid"):
         raise ValueError(f"parameterization must be 'clamp' or 'sigmoid', got {parameterization!r}")
     generator = torch.Generator().manual_seed(seed)
-    if parameterization == "sigmoid":
-        variable = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+    drawn = isinstance(init, nn.Module)
+    if drawn:
+        if parameterization != "clamp" or blur_every or callback is not None or optimizer == "normalized":
+            raise ValueError("a parameterised image (init is a module) is optimised through its own tensors: "
+                             "parameterization, blur_every, callback and optimizer='normalized' do not apply")
+        variables = [p for p in init.parameters() if p.requires_grad]
+        if not variables:
+            raise ValueError("the parameterised image has no tensor that requires grad")
+        with torch.no_grad():
+            check_images(init(), name="init()")
     else:
-        variable = init.detach().clone().requires_grad_(True)
+        check_images(init, name="init")
+        if parameterization == "sigmoid":
+            variable = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+        else:
+            variable = init.detach().clone().requires_grad_(True)
+        variables = [variable]
 
     def images_of(v):
+        if drawn:
+            return init()
         return torch.sigmoid(v) if parameterization == "sigmoid" else v
 
     def set_images(images):  # write edited images back into the optimised variable
         variable.copy_(torch.logit(images.clamp(1e-3, 1 - 1e-3)) if parameterization == "sigmoid" else images)
 
     optimizers = {
-        "adam": lambda: torch.optim.Adam([variable], lr=lr),
-        "sgd": lambda: torch.optim.SGD([variable], lr=lr),
-        "lbfgs": lambda: torch.optim.LBFGS([variable], lr=lr, max_iter=1, history_size=20, **(
+        "adam": lambda: torch.optim.Adam(variables, lr=lr),
+        "sgd": lambda: torch.optim.SGD(variables, lr=lr),
+        "lbfgs": lambda: torch.optim.LBFGS(variables, lr=lr, max_iter=1, history_size=20, **(
             {"line_search_fn": "strong_wolfe", "max_eval": 20} if line_search else {})),
         "normalized": lambda: None,
     }
@@ -149,15 +172,18 @@ def optimize_image(
     last = {}  # the gradient with respect to the images, for the callback
     for step in bar:
         def closure():
-            images = images_of(variable)
-            loss = objective(jitter(images, max_jitter, generator))
+            images = images_of(variables[0])
+            seen = jitter(images, max_jitter, generator)
+            loss = objective(seen if transform is None else transform(seen, generator))
             if not torch.isfinite(loss):
                 raise DivergenceError(f"the loss became {loss.item()} at step {step}: lower the learning rate")
-            if parameterization == "sigmoid":
-                last["grad"], variable.grad = torch.autograd.grad(loss, (images, variable))
-            else:
-                (variable.grad,) = torch.autograd.grad(loss, variable)
-                last["grad"] = variable.grad
+            if drawn or parameterization == "clamp":    # the variable is the images, or there is no callback
+                grads = torch.autograd.grad(loss, variables)
+                last["grad"] = None if drawn else grads[0]
+            else:                                       # sigmoid: the images' gradient too, for the callback
+                last["grad"], *grads = torch.autograd.grad(loss, [images, *variables])
+            for v, grad in zip(variables, grads):
+                v.grad = grad
             return loss
 
         with torch.enable_grad():
@@ -172,7 +198,7 @@ def optimize_image(
                 opt.step()
         losses.append(loss.item())
         with torch.no_grad():
-            if parameterization == "clamp":
+            if not drawn and parameterization == "clamp":
                 variable.clamp_(0, 1)
             if blur_every and (step + 1) % blur_every == 0:
                 set_images(gaussian_blur(images_of(variable), blur_sigma))
@@ -182,4 +208,6 @@ def optimize_image(
                 set_images(images)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.4g}")
-    return OptimizationResult(images_of(variable).detach().clamp(0, 1), tuple(losses))
+    with torch.no_grad():
+        final = images_of(variables[0])
+    return OptimizationResult(final.detach().clamp(0, 1), tuple(losses))
