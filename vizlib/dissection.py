@@ -70,7 +70,8 @@ class Concepts:
 
     labels (N, S, h, w): for image i and kind s, each pixel holds the index (into `names`) of the
     concept of that kind it shows, or -1. Kinds are groups such as shape, colour, background;
-    within a kind concepts do not overlap, across kinds they may (a pixel is "star" and "red").
+    within a kind concepts do not overlap, across kinds they may (a pixel is "star" and "red"); a concept
+    belongs to one kind and appears in that kind's map only.
     The masks may be smaller than the images (activation maps are upsampled to them), but they
     must have the images' aspect ratio.
     """
@@ -91,6 +92,11 @@ class Concepts:
         if self.labels.numel() and not (-1 <= self.labels.min() and self.labels.max() < len(self.names)):
             raise ValueError(f"concept labels must lie between -1 (none) and {len(self.names) - 1}, got "
                              f"{self.labels.min().item()} to {self.labels.max().item()}")
+        found = [set(self.labels[:, s].unique().tolist()) - {-1} for s in range(self.labels.shape[1])]
+        shared = [self.names[c] for s, mine in enumerate(found) for other in found[s + 1:] for c in mine & other]
+        if shared:
+            raise ValueError(f"a concept appears in more than one label map: {sorted(set(shared))}; each kind of "
+                             "concept has its own map")
 
     @property
     def size(self):
@@ -498,6 +504,7 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
     return tuple(results)
 
 
+@checks_inputs("images")
 def dissect(model, images, concepts, layer, **options):
     """Dissect one layer: a `DissectionResult` (see `dissect_layers` for the options)."""
     if not isinstance(layer, str):

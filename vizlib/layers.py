@@ -24,6 +24,7 @@ ROLES = {
     "style": "14 style transfer: the layers whose Gram matrices are matched",
     "grad_cam": "15 Grad-CAM, 17 which map to trust: the last convolutional block",
     "cam_depths": "15 Grad-CAM: four depths, shallow to deep, for the resolution-localisation picture",
+    "dissection": "19 network dissection: the convolutional stages to dissect, shallow to deep, ending at the last",
 }
 
 LAYERS = {
@@ -37,6 +38,7 @@ LAYERS = {
         "content": "features.relu2",    # its style comes from a random filter bank (vizlib.style_transfer)
         "grad_cam": "features.relu5",
         "cam_depths": ("features.relu2", "features.relu3", "features.relu4", "features.relu5"),
+        "dissection": ("features.relu1", "features.relu2", "features.relu3", "features.relu4", "features.relu5"),
     },
     "squeezenet1_1": {
         "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
@@ -47,6 +49,7 @@ LAYERS = {
         "deepdream": ("features.6.expand1x1_activation", "features.10.expand1x1_activation"),
         "grad_cam": "features.12",      # the last Fire module, 13x13 at 224 px
         "cam_depths": ("features.4", "features.7", "features.10", "features.12"),
+        "dissection": ("features.1", "features.4", "features.7", "features.10", "features.12"),
     },
     "alexnet": {
         "features": "classifier.5",     # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
@@ -56,6 +59,7 @@ LAYERS = {
         "deepdream": ("features.7", "features.11"),
         "grad_cam": "features.11",      # the ReLU after the last convolution, 13x13
         "cam_depths": ("features.4", "features.7", "features.9", "features.11"),
+        "dissection": ("features.1", "features.4", "features.7", "features.9", "features.11"),   # the conv ReLUs
     },
     "vgg16": {
         "features": "classifier.4",     # 4096: the second fully connected layer + ReLU
@@ -65,6 +69,7 @@ LAYERS = {
         "deepdream": ("features.13", "features.22"),
         "grad_cam": "features.29",      # relu5_3
         "cam_depths": ("features.8", "features.15", "features.22", "features.29"),
+        "dissection": ("features.3", "features.8", "features.15", "features.22", "features.29"),  # relu1_2 ... relu5_3
     },
     "vgg19": {
         "features": "classifier.4",
@@ -79,6 +84,7 @@ LAYERS = {
         "style": ("features.1", "features.6", "features.11", "features.20", "features.29"),
         "grad_cam": "features.35",      # relu5_4
         "cam_depths": ("features.8", "features.17", "features.26", "features.35"),
+        "dissection": ("features.3", "features.8", "features.17", "features.26", "features.35"),  # relu1_2 ... relu5_4
     },
     "resnet18": {
         "features": "avgpool",          # 512: the globally pooled features before fc
@@ -88,6 +94,7 @@ LAYERS = {
         "deepdream": ("layer2.0.relu", "layer3.0.relu"),
         "grad_cam": "layer4",
         "cam_depths": ("layer1", "layer2", "layer3", "layer4"),
+        "dissection": ("relu", "layer1", "layer2", "layer3", "layer4"),
     },
 }
 
