@@ -61,6 +61,7 @@ def test_iou_on_a_case_counted_by_hand():
     # unit 0 and A: 2 shared pixels in image 0, 1 in image 1; union 4 + 5 - 3 = 6.
     # unit 0 and B: none shared. unit 0 and C: 1 shared (image 1's red pixel), union 4 + 16 - 1 = 19.
     assert result.iou[0].tolist() == pytest.approx([3 / 6, 0.0, 1 / 19])
+    assert result.areas.tolist() == [4, 0, 0]
     # green is 0.5 everywhere, its threshold too: nothing lies above it; blue is 0 everywhere, likewise.
     assert result.iou[1:].abs().sum() == 0
     assert result.detected == ("A", None, None)
@@ -194,6 +195,7 @@ def test_unit_regions_give_the_iou_that_dissection_counted(course, rendered):
     unit = int(result.best_iou.argmax())
     concept = int(result.iou[unit].argmax())
     regions = unit_regions(course, rendered.images, result, unit)
+    assert regions.sum() == result.areas[unit]
     shown = (concepts.labels == concept).any(1)
     assert (regions & shown).sum() / (regions | shown).sum() == pytest.approx(result.iou[unit, concept].item())
 

@@ -298,6 +298,7 @@ class DissectionResult:
     n_images: int
     n_sampled: int              # values per unit the thresholds were computed on (N*h*w when exact)
     n_values: int               # values per unit in the dataset (N*h*w)
+    areas: torch.Tensor         # (K,) pixels of each unit's region over the dataset, at the masks' resolution
 
     @property
     def units(self):
@@ -500,6 +501,7 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
             layer=name, iou=iou, thresholds=tallies[name].thresholds.cpu(), concepts=tuple(concepts.names),
             kinds=tuple(concepts.kinds), detected=detected, quantile=quantile, iou_threshold=iou_threshold,
             n_images=len(images), n_sampled=full if n_sampled is None else n_sampled, n_values=full,
+            areas=tallies[name].area.cpu(),
         ))
     return tuple(results)
 
