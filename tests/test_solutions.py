@@ -22,7 +22,7 @@ SOLUTION_DIR = REPO_ROOT / "solutions"
 SOLUTION_FILES = sorted(SOLUTION_DIR.glob("[0-9][0-9]_*.py"))
 
 # Notebooks that carry inline questions and exercise answers; extend it as more are covered.
-DONE = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "15", "16", "17")  # 14 has none yet
+DONE = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "15", "16", "17", "19")  # 14 has none yet
 
 
 def load_solutions(path):
