@@ -189,6 +189,25 @@ def _quantile_from_top(top, n, quantile):
     return lower + (position - below) * (upper - lower)
 
 
+def _top_values(values, k, stride=16):
+    """values.topk(k, dim=1).values, sorted down: on long rows, first a cheap floor from every stride-th value
+    (its 2k/stride-th largest: about 2k values lie above it), then topk of only the values above it. Where fewer
+    than k do (ties, sparse units), the plain topk."""
+    if values.shape[1] < 8 * k or values.shape[1] < 4 * stride:
+        return values.topk(k, dim=1).values
+    sample = values[:, ::stride]
+    floor = sample.topk(min(sample.shape[1], -(-2 * k // stride)), dim=1).values[:, -1:]
+    above = values > floor
+    counts = above.sum(1)
+    if counts.min() < k:
+        return values.topk(k, dim=1).values
+    unit, position = above.nonzero(as_tuple=True)
+    slot = torch.arange(len(unit), device=unit.device) - (counts.cumsum(0) - counts)[unit]
+    kept = values.new_full((len(values), int(counts.max())), -math.inf)
+    kept[unit, slot] = values[unit, position]
+    return kept.topk(k, dim=1).values
+
+
 class _TopValues:
     """The running top values of every unit of one layer, from a seeded sample of positions (all when they fit)."""
 
@@ -217,22 +236,37 @@ class _TopValues:
             picks = torch.stack([torch.randperm(self.positions, generator=self.generator)[:self.per_image]
                                  for _ in range(len(maps))]).to(maps.device)
             values = values.gather(2, picks[:, None].expand(-1, values.shape[1], -1))
-        values = values.transpose(0, 1).flatten(1)                          # (K, B*sampled)
         if self.top.shape[1] < self.k:
-            merged = torch.cat([self.top, values], dim=1)
-            self.top = merged.topk(min(self.k, merged.shape[1]), dim=1).values
+            merged = torch.cat([self.top, values.transpose(0, 1).flatten(1)], dim=1)
+            self.top = _top_values(merged, min(self.k, merged.shape[1]))
+            self.floor, self.pending = self.top[:, -1], []
             return
-        # Once k values are kept, only those above a unit's k-th largest can enter: gather just them.
-        unit, position = (values > self.top[:, -1:]).nonzero(as_tuple=True)
+        # Once k values are kept, only those above a unit's k-th largest can enter: set just them aside, and
+        # merge them when there are about as many as are kept (the k-th largest only rises, so a stale one
+        # lets through more values than needed, never fewer).
+        image, unit, position = (values > self.floor[:, None]).nonzero(as_tuple=True)
+        self.pending.append((unit, values[image, unit, position]))
+        if sum(len(u) for u, _ in self.pending) > self.top.numel():
+            self.merge()
+
+    def merge(self):
+        if not self.pending:
+            return
+        unit, value = (torch.cat(parts) for parts in zip(*self.pending))
+        self.pending = []
         if len(unit) == 0:
             return
-        counts = torch.bincount(unit, minlength=len(values))
+        order = torch.argsort(unit, stable=True)
+        unit, value = unit[order], value[order]
+        counts = torch.bincount(unit, minlength=len(self.top))
         slot = torch.arange(len(unit), device=unit.device) - (counts.cumsum(0) - counts)[unit]
-        entering = values.new_full((len(values), int(counts.max())), -math.inf)
-        entering[unit, slot] = values[unit, position]
+        entering = value.new_full((len(self.top), int(counts.max())), -math.inf)
+        entering[unit, slot] = value
         self.top = torch.cat([self.top, entering], dim=1).topk(self.k, dim=1).values
+        self.floor = self.top[:, -1]
 
     def thresholds(self):
+        self.merge()
         return _quantile_from_top(self.top, self.n_sampled, self.quantile).float().cpu()
 
 
@@ -387,7 +421,7 @@ class _Cells:
         base = (image * units + unit) * (h * w)
         top, bottom = base + a * w, base + (a + 1).clamp_max(h - 1) * w
         right = (b + 1).clamp_max(w - 1)
-        flat = maps.contiguous().view(-1)
+        flat = maps.view(-1)
         corner = [flat.index_select(0, row + col)[:, None] for row in (top, bottom) for col in (b, right)]
         wx = col_weight[j]                                                  # (n, c)
         upper = (corner[0] + wx * (corner[1] - corner[0]) + col_pad[j])[:, None]       # (n, 1, c)
@@ -420,9 +454,11 @@ class _Tally:
         """maps (B, K, h, w); labels (B, P, S): each mask pixel's concept of each kind (-1: none)."""
         if self.cells is None:
             self.cells = _Cells(maps.shape[-2:], self.size, self.device)
+        maps = maps.contiguous()
         thresholds, units, concepts = self.thresholds, len(self.thresholds), self.n_concepts
         hot = self.cells.hot(maps, thresholds - _ROUNDING * thresholds.abs())
         per_cell = self.cells.axes[0][1].shape[1] * self.cells.axes[1][1].shape[1]
+        pixels = labels.shape[1]
         flat_labels = labels.flatten(0, 1)                                      # (B*P, S)
         for cells in hot.split(max(1, chunk // per_cell)):
             values = self.cells.values(maps, cells)                             # (n, r, c)
@@ -431,7 +467,7 @@ class _Tally:
             cell, r, c = (values > thresholds[unit, None, None]).nonzero(as_tuple=True)   # each pixel of a region
             owner, pixel = unit[cell], self.cells.pixels(cells, cell, r, c)
             self.area += torch.bincount(owner, minlength=units)
-            concept = flat_labels.index_select(0, image[cell] * labels.shape[1] + pixel)   # (m, S), -1: none
+            concept = flat_labels.index_select(0, image[cell] * pixels + pixel)  # (m, S), -1: none
             pair = owner[:, None] * (concepts + 1) + concept + 1                 # column 0 counts "none"
             counts = torch.bincount(pair.flatten(), minlength=units * (concepts + 1))
             self.intersection += counts.view(units, concepts + 1)[:, 1:]
@@ -482,7 +518,8 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
     with torch.no_grad():
         for start, batch in progress(list(_batches(images, batch_size, device)), desc="dissection: IoU",
                                      enabled=show_progress, leave=False):
-            labels = concepts.labels[start:start + len(batch)].to(device).flatten(2).transpose(1, 2).long()  # (B, P, S)
+            labels = concepts.labels[start:start + len(batch)].to(device).flatten(2).transpose(1, 2)
+            labels = labels.long().contiguous()                                 # (B, P, S)
             for name, maps in _layer_maps(model, batch, names).items():
                 if maps.shape[1] != len(tallies[name].thresholds):
                     raise ValueError(f"layer {name!r} has {maps.shape[1]} units but "
