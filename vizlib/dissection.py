@@ -599,22 +599,24 @@ def detector_examples(model, images, result, units, *, k=4, batch_size=DEFAULT_B
 
 def show_detectors(images, examples, *, concept_masks=None, size=1.4):
     """One row per unit: its top images with its region outlined in yellow (and, if given, the object's
-    mask (N, H, W) in cyan)."""
+    mask (N, H, W) in cyan). Outlines are drawn as contours, as thick at 224 px as at 64 px."""
     import matplotlib.pyplot as plt
 
-    from vizlib.plotting import mask_outline_image
+    from vizlib.plotting import as_display_array
 
     rows, k = examples.image_index.shape
     fig, axes = plt.subplots(rows, k, figsize=(size * k + 1.6, size * rows + 0.5), squeeze=False)
     for r in range(rows):
         for c in range(k):
             i = int(examples.image_index[r, c])
-            picture = images[i]
-            if concept_masks is not None:
-                picture = mask_outline_image(picture, concept_masks[i], colour=(0.0, 1.0, 1.0))
-            picture = mask_outline_image(picture, examples.regions[r, c], colour=(1.0, 1.0, 0.0))
             ax = axes[r, c]
-            ax.imshow(picture, interpolation="nearest")
+            ax.imshow(as_display_array(images[i]), interpolation="nearest")
+            outlines = [(examples.regions[r, c], "yellow")]
+            if concept_masks is not None:
+                outlines.insert(0, (concept_masks[i], "cyan"))
+            for mask, colour in outlines:
+                if mask.any():
+                    ax.contour(mask.float().cpu().numpy(), levels=[0.5], colors=colour, linewidths=1.5)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(examples.titles[r].replace(": ", ":\n"), rotation=0, ha="right", va="center",
@@ -623,6 +625,12 @@ def show_detectors(images, examples, *, concept_masks=None, size=1.4):
                  + (", object (cyan)" if concept_masks is not None else ""), fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def _short(layer):
+    """"features.relu5" -> "relu5"; "features.12" -> "features.12" (a bare number says little)."""
+    parts = layer.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
 
 
 def show_detector_counts(results, *, title=None):
@@ -637,19 +645,21 @@ def show_detector_counts(results, *, title=None):
     fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.8), squeeze=False, sharey=True)
     colours = {"shape": "tab:blue", "colour": "tab:orange", "background": "tab:green"}
     for ax, (label, layer_results) in zip(axes[0], results.items()):
-        names = [r.layer.split(".")[-1] for r in layer_results]
+        names = [_short(r.layer) for r in layer_results]
         bottom = np.zeros(len(layer_results))
         kinds = list(dict.fromkeys(kind for r in layer_results for kind in r.counts()))
         for kind in kinds:
             counts = np.array([r.counts().get(kind, 0) for r in layer_results])
             ax.bar(names, counts, bottom=bottom, label=kind, color=colours.get(kind))
             bottom += counts
+        ax.tick_params(axis="x", labelrotation=30 if max(map(len, names)) > 6 else 0)
         for x, (total, r) in enumerate(zip(bottom, layer_results)):
             ax.text(x, total, f"{int(total)}/{r.units}", ha="center", va="bottom", fontsize=10)
         ax.set_title(label, fontsize=12)
         ax.set_xlabel("layer")
     axes[0, 0].set_ylabel("detector units")
-    axes[0, -1].legend(title="concept kind", fontsize=9)
+    axes[0, 0].set_ylim(0, 1.25 * max(1, max(sum(r.counts().values()) for rs in results.values() for r in rs)))
+    axes[0, -1].legend(title="concept kind", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         fig.suptitle(title, fontsize=13)
     fig.tight_layout()
