@@ -136,6 +136,8 @@ NOT_A_CLASS = {
     ("show_neighbours", "labels"): "dataset labels that frame each neighbour",
     ("show_embeddings", "labels"): "dataset labels that colour the points",
     ("accuracy", "labels"): "dataset labels that score the course model",
+    ("RenderedShapes", "labels"): "the course dataset's shape labels, as make_shapes returns them",
+    ("Concepts", "labels"): "per-pixel concept label maps for dissection, not classes of the model",
     ("content_loss", "target"): "the content image's feature maps",
     ("cam_network", "labels"): "dataset labels that the new linear head is fitted to",
 }
