@@ -370,7 +370,7 @@ class _Cells:
     position are cut into segments of at most ceil(n_out / n_in), so that cells have (nearly) equal sizes."""
 
     def __init__(self, map_size, size, device):
-        self.axes, self.segments = [], []
+        self.axes, self.segments, self.ends = [], [], []
         for n_in, n_out in zip(map_size, size):
             lower, _, weight = _bilinear_axis(n_in, n_out)
             step = -(-n_out // n_in)
@@ -392,6 +392,8 @@ class _Cells:
             self.axes.append((inputs.to(device), table.to(device), weight[table.clamp_min(0)].to(device),
                               pad.to(device)))
             self.segments.append(segments.to(device))
+            last = ((table >= 0).sum(1) - 1).clamp_min(0)
+            self.ends.append(torch.stack([torch.zeros_like(last), last], dim=1).to(device))
         self.size = size
 
     def hot(self, maps, floor):
@@ -412,10 +414,15 @@ class _Cells:
         found = torch.stack([pair // units, pair % units, i, j], dim=-1).flatten(0, 2)
         return found[(found[:, 2] < sentinel[0]) & (found[:, 3] < sentinel[1])]
 
-    def values(self, maps, cells):
-        """The upsampled values of the given cells (n, 4), (n, r, c), -inf on padding."""
+    def values(self, maps, cells, ends=False):
+        """The upsampled values of the given cells (n, 4), (n, r, c), -inf on padding. With ends=True only at
+        each cell's first and last row and column, (n, 2, 2): a bilinear function takes its largest value over
+        a rectangle at one of its corners, so these four tell whether any pixel of the cell can exceed T_k."""
         image, unit, i, j = cells.T
-        (row_input, _, row_weight, row_pad), (col_input, _, col_weight, col_pad) = self.axes
+        (row_input, row_table, row_weight, row_pad), (col_input, col_table, col_weight, col_pad) = self.axes
+        if ends:
+            row_weight, row_pad = (t.gather(1, self.ends[0]) for t in (row_weight, row_pad))
+            col_weight, col_pad = (t.gather(1, self.ends[1]) for t in (col_weight, col_pad))
         units, h, w = maps.shape[1:]
         a, b = row_input[i], col_input[j]
         base = (image * units + unit) * (h * w)
@@ -456,7 +463,10 @@ class _Tally:
             self.cells = _Cells(maps.shape[-2:], self.size, self.device)
         maps = maps.contiguous()
         thresholds, units, concepts = self.thresholds, len(self.thresholds), self.n_concepts
-        hot = self.cells.hot(maps, thresholds - _ROUNDING * thresholds.abs())
+        floor = thresholds - _ROUNDING * thresholds.abs()
+        hot = self.cells.hot(maps, floor)
+        if len(hot):        # keep the cells whose four extreme pixels reach above T_k (a few ulps of slack)
+            hot = hot[(self.cells.values(maps, hot, ends=True).flatten(1).amax(1) > floor[hot[:, 1]])]
         per_cell = self.cells.axes[0][1].shape[1] * self.cells.axes[1][1].shape[1]
         pixels = labels.shape[1]
         flat_labels = labels.flatten(0, 1)                                      # (B*P, S)
