@@ -136,6 +136,8 @@ NOT_A_CLASS = {
     ("show_neighbours", "labels"): "dataset labels that frame each neighbour",
     ("show_embeddings", "labels"): "dataset labels that colour the points",
     ("accuracy", "labels"): "dataset labels that score the course model",
+    ("RenderedShapes", "labels"): "the course dataset's shape labels, as make_shapes returns them",
+    ("Concepts", "labels"): "per-pixel concept label maps for dissection, not classes of the model",
     ("content_loss", "target"): "the content image's feature maps",
     ("cam_network", "labels"): "dataset labels that the new linear head is fitted to",
 }
@@ -169,7 +171,9 @@ def _batched_calls(course, images):
     from vizlib.cam import grad_cam
     from vizlib.evaluation import perturbation_curves, score_maps, score_methods
     from vizlib.integrated_gradients import gradient_x_input, integrated_gradients
+    from vizlib.dissection import Concepts, activation_thresholds, detector_examples, dissect_layers
 
+    concepts = Concepts(("bright",), ("tone",), torch.where(images.mean(1, keepdim=True) > 0.5, 0, -1))
     return {
         "predict": lambda b: predict(course, images, batch_size=b),
         "resolve_classes": lambda b: resolve_classes(course, images, batch_size=b),
@@ -190,12 +194,17 @@ def _batched_calls(course, images):
         "score_maps": lambda b: score_maps(course, images, {"red": images[:, 0]}, None, steps=2, batch_size=b),
         "score_methods": lambda b: score_methods(course, images, None, None, {"red": lambda m, x, c: x[:, 0]},
                                                  steps=2, batch_size=b),
+        "activation_thresholds": lambda b: activation_thresholds(course, images, ["features.relu5"], batch_size=b),
+        "dissect_layers": lambda b: dissect_layers(course, images, concepts, ["features.relu5"], batch_size=b),
+        "detector_examples": lambda b: detector_examples(
+            course, images, dissect_layers(course, images, concepts, ["features.relu5"])[0], [0], k=1, batch_size=b),
     }
 
 
 BATCHED = ["predict", "resolve_classes", "saliency", "smoothgrad", "occlusion", "extract_features", "top_activations",
            "unit_features", "feature_similarity", "efros_leung", "train_transform_net", "grad_cam",
-           "integrated_gradients", "gradient_x_input", "perturbation_curves", "score_maps", "score_methods"]
+           "integrated_gradients", "gradient_x_input", "perturbation_curves", "score_maps", "score_methods",
+           "activation_thresholds", "dissect_layers", "detector_examples"]
 COURSE_TOOLS = {"accuracy", "train"}  # train_course_model: run by `make course-model`, not by students
 
 

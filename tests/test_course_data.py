@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from vizlib.course_data import (
-    AREA_RANGE, CLASSES, HELD_OUT_BACKGROUNDS, IMAGE_SIZE, TRAIN_BACKGROUNDS, CourseShapes,
-    _unit_geometry, make_shapes,
+    AREA_RANGE, CLASSES, HELD_OUT_BACKGROUNDS, IMAGE_SIZE, SPLITS, TRAIN_BACKGROUNDS, CourseShapes,
+    _unit_geometry, make_shapes, render_shapes,
 )
 
 
@@ -90,3 +90,49 @@ def test_dataset_items_and_bad_arguments():
     with pytest.raises(ValueError, match="non-negative"):
         make_shapes(-1)
     assert make_shapes(0)[0].shape == (0, 3, 64, 64)
+
+
+# Pixel sums of samples 0, 1, 2, 255, 256 and 299 (two chunks), their labels and mask areas, recorded from the
+# renderer that trained the shipped course model: rendering must not change, or the model and every notebook's
+# numbers would no longer match their data. Sums to 1e-3 of ~5000 allow float rounding across machines only.
+RECORDED = {
+    ("train", 0): ([5341.874, 5348.052, 4189.083, 5816.247, 7258.003, 3115.765], [1, 3, 5, 7, 3, 4],
+                   [502, 382, 248, 700, 394, 690]),
+    ("held_out", 5): ([4417.052, 6391.099, 4937.372, 2743.895, 5649.159, 4428.338], [7, 4, 5, 1, 4, 2],
+                      [546, 360, 438, 531, 284, 611]),
+}
+
+
+@pytest.mark.parametrize("split, seed", list(RECORDED))
+def test_the_rendered_images_are_those_the_course_model_was_trained_on(split, seed):
+    sums, labels, areas = RECORDED[(split, seed)]
+    images, got_labels, masks = make_shapes(300, split, seed)
+    picked = [0, 1, 2, 255, 256, 299]
+    assert images[picked].double().sum((1, 2, 3)).tolist() == pytest.approx(sums, abs=2e-3)
+    assert got_labels[picked].tolist() == labels
+    assert masks[picked].sum((1, 2)).tolist() == areas
+
+
+def test_render_shapes_adds_colours_and_photographs_to_the_same_samples():
+    rendered = render_shapes(300, "held_out", seed=2)
+    for mine, plain in zip((rendered.images, rendered.labels, rendered.masks), make_shapes(300, "held_out", seed=2)):
+        assert torch.equal(mine, plain)
+    assert rendered.colours.shape == (300, 3) and rendered.background_names == HELD_OUT_BACKGROUNDS
+    # the object's pixels average to its colour: the shading ramp averages about 1, the noise about 0
+    inside = rendered.masks[:, None].float()
+    mean = (rendered.images * inside).sum((2, 3)) / inside.sum((2, 3))
+    assert (mean - rendered.colours).norm(dim=1).median() < 0.05
+    assert torch.bincount(rendered.backgrounds, minlength=3).min() > 60       # each photograph drawn about a third
+    assert render_shapes(0).colours.shape == (0, 3)
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+def test_each_sample_names_its_background_photograph(split):
+    """The grey photographs (camera, brick, grass, gravel) give R = G = B away from the object; the others do not."""
+    rendered = render_shapes(256, split, seed=4)
+    away = torch.nn.functional.max_pool2d(rendered.masks[:, None].float(), 5, 1, 2)[:, 0] == 0
+    spread = (rendered.images.amax(1) - rendered.images.amin(1))          # (n, H, W): 0 on grey pixels
+    grey = [(spread[i][away[i]].max() == 0).item() for i in range(len(spread))]
+    for i, background in enumerate(rendered.backgrounds.tolist()):
+        name = rendered.background_names[background]
+        assert grey[i] == (name in ("camera", "brick", "grass", "gravel")), (i, name)

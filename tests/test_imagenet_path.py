@@ -19,6 +19,7 @@ import torch
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream
+from vizlib.dissection import Concepts, dissect_layers, unit_regions
 from vizlib.embedding import tsne
 from vizlib.filters import first_layer_activations
 from vizlib.gram_texture import synthesize_texture
@@ -56,6 +57,15 @@ def class_score_input_gradient(model, images):
     scores = model(images)
     (grad,) = torch.autograd.grad(scores[:, 0].sum(), images)
     return grad
+
+
+def dissection_regions(model, images):
+    """Two Fire modules dissected on a made-up concept (bright pixels, masks at a quarter of the size), then
+    the first unit's region in every image."""
+    small = torch.nn.functional.avg_pool2d(images, 4)
+    concepts = Concepts(("bright",), ("tone",), torch.where(small.mean(1, keepdim=True) > 0.5, 0, -1))
+    first, _ = dissect_layers(model, images, concepts, ["features.4", "features.7"], quantile=0.01, show_progress=False)
+    return unit_regions(model, images, first, 0)
 
 
 TECHNIQUES = {
@@ -103,6 +113,7 @@ TECHNIQUES = {
     "feature visualisation of a class and a channel, diverse (2 steps)": lambda model, images: visualise(
         model, class_score([1, 2]) + channel("features.4.expand3x3", 3) - diversity("features.4"), steps=2,
         show_progress=False).images,
+    "network dissection of two Fire modules": dissection_regions,
 }
 
 # The deepest layer every technique above runs (inversion and the Gram losses stop at it).
@@ -138,6 +149,7 @@ PASSES = {
     "deconvnet of a Fire module's channel": (1, 1),
     "top-k patches of a Fire channel": (2, 0),
     "feature visualisation of a class and a channel, diverse (2 steps)": (2, 2),
+    "network dissection of two Fire modules": (2, 0),
 }
 
 # (technique, phase, call): the failure hits the second call where there is one, else the first.

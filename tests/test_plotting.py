@@ -120,20 +120,24 @@ def test_live_figure_settles_when_draw_changes_a_control():
 SHOW_FUNCTIONS = [
     "show_images", "show_grids", "show_spectra", "show_embeddings", "show_thumbnails", "show_neighbours",
     "show_top_patches", "show_channel", "show_occlusion", "show_maps", "show_attack",
+    "show_detectors", "show_detector_counts",
 ]
 
 
 @pytest.fixture(scope="module")
 def show_calls(course):
     """One small call of every public show_* function in vizlib, by its name."""
-    from vizlib import adversarial, embedding, filters, neighbours, occlusion, patches, saliency
-    from vizlib.course_data import make_shapes
+    from vizlib import adversarial, dissection, embedding, filters, neighbours, occlusion, patches, saliency
+    from vizlib.course_data import make_shapes, render_shapes
 
     images, labels, masks = make_shapes(3, "held_out", seed=0)
     weights = filters.filter_weights(course)
     points = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
     field = patches.receptive_field(course, "features.relu2")
     top = lambda: patches.top_activations(course, "features.relu2", images, k=2, show_progress=False)  # noqa: E731
+    rendered = render_shapes(3, "held_out", seed=0)
+    dissected = lambda: dissection.dissect(  # noqa: E731
+        course, images, dissection.course_concepts(rendered), "features.relu5", quantile=0.05, show_progress=False)
     return {
         "show_images": lambda: show_images(images),
         "show_grids": lambda: filters.show_grids([filters.filter_grid(weights)]),
@@ -149,6 +153,9 @@ def show_calls(course):
         "show_maps": lambda: saliency.show_maps(images, {"random": torch.rand(3, 64, 64)}, masks),
         "show_attack": lambda: adversarial.show_attack(
             course, images, adversarial.random_sign_noise(images, 0.05)),
+        "show_detectors": lambda: dissection.show_detectors(
+            images, dissection.detector_examples(course, images, dissected(), [0, 1], k=2), concept_masks=masks),
+        "show_detector_counts": lambda: dissection.show_detector_counts({"trained": [dissected()]}),
     }
 
 

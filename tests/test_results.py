@@ -13,6 +13,7 @@ MAIN_FIELD = {
     "SynthesisResult": "images",
     "TrainingResult": "net",
     "Prediction": "classes",
+    "DissectionResult": "iou",
 }
 
 

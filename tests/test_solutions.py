@@ -22,7 +22,7 @@ SOLUTION_DIR = REPO_ROOT / "solutions"
 SOLUTION_FILES = sorted(SOLUTION_DIR.glob("[0-9][0-9]_*.py"))
 
 # Notebooks that carry inline questions and exercise answers; extend it as more are covered.
-DONE = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18")
+DONE = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
 
 
 def load_solutions(path):

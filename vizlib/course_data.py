@@ -11,8 +11,12 @@ on it measures recognising shapes, not remembering clutter.
 Everything is vectorised with numpy: thousands of samples per second on a
 laptop CPU. Samples come in chunks of 256, each drawn from its own seed, so the
 first k samples of a split are the same whatever its size.
+
+`render_shapes` also says what the renderer chose for each sample: the object's colour
+and the photograph its background was cut from (the concepts of notebook 19).
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +37,7 @@ SPLITS = {"train": TRAIN_BACKGROUNDS, "held_out": HELD_OUT_BACKGROUNDS}
 _CHUNK = 256
 _SUPERSAMPLE = 2  # render at 2x and average: soft, anti-aliased edges
 _MIN_CONTRAST = 0.35  # RGB distance between object colour and the clutter behind it
+_SCALES = (128, 256)  # short side of each background photograph: coarse and fine clutter
 
 
 def _inside(shape, u, v):
@@ -76,7 +81,7 @@ def _backgrounds(split):
     """The split's background images at two scales (coarse and fine clutter)."""
     images = []
     for name in SPLITS[split]:
-        for short_side in (128, 256):
+        for short_side in _SCALES:
             images.append(load_sample_image(name, size=short_side)[0].numpy())
     return images
 
@@ -149,13 +154,25 @@ def _render_chunk(split, seed, chunk_index):
 
     a = alpha[:, None]
     images = np.clip(backgrounds * (1 - a) + objects * a, 0.0, 1.0).astype(np.float32)
-    return images, labels, masks
+    return images, labels, masks, colour.astype(np.float32), picks // len(_SCALES)
 
 
-def make_shapes(n, split="train", seed=0):
-    """Render `n` samples of a split: images (n, 3, 64, 64), labels (n,), masks (n, 64, 64).
+@dataclass(frozen=True)
+class RenderedShapes:
+    """Samples of the course dataset with what the renderer chose for each of them."""
 
-    Deterministic in (split, seed); the classes are balanced within every chunk.
+    images: torch.Tensor        # (n, 3, 64, 64) in [0, 1]
+    labels: torch.Tensor        # (n,) shape class, an index into CLASSES
+    masks: torch.Tensor         # (n, 64, 64) bool, the object
+    colours: torch.Tensor       # (n, 3) the object's RGB colour before shading and noise
+    backgrounds: torch.Tensor   # (n,) the background photograph, an index into background_names
+    background_names: tuple     # the split's photographs
+
+
+def render_shapes(n, split="train", seed=0):
+    """Render `n` samples of a split with their colours and background photographs: a `RenderedShapes`.
+
+    The images, labels and masks are exactly those of `make_shapes(n, split, seed)`.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
@@ -163,14 +180,22 @@ def make_shapes(n, split="train", seed=0):
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     chunks = [_render_chunk(split, seed, c) for c in range(-(-n // _CHUNK))]
     if not chunks:
-        empty = np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-        chunks = [(empty, np.zeros(0, np.int64), np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), bool))]
-    images, labels, masks = (np.concatenate(parts)[:n] for parts in zip(*chunks))
-    return (
-        torch.from_numpy(images),
-        torch.from_numpy(labels.astype(np.int64)),
-        torch.from_numpy(masks),
+        chunks = [(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32), np.zeros(0, np.int64),
+                   np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), bool), np.zeros((0, 3), np.float32), np.zeros(0, np.int64))]
+    images, labels, masks, colours, backgrounds = (np.concatenate(parts)[:n] for parts in zip(*chunks))
+    return RenderedShapes(
+        torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(masks),
+        torch.from_numpy(colours), torch.from_numpy(backgrounds.astype(np.int64)), SPLITS[split],
     )
+
+
+def make_shapes(n, split="train", seed=0):
+    """Render `n` samples of a split: images (n, 3, 64, 64), labels (n,), masks (n, 64, 64).
+
+    Deterministic in (split, seed); the classes are balanced within every chunk.
+    """
+    rendered = render_shapes(n, split, seed)
+    return rendered.images, rendered.labels, rendered.masks
 
 
 class CourseShapes(torch.utils.data.Dataset):

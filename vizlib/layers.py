@@ -27,6 +27,7 @@ ROLES = {
     "feature_depths": "18 feature visualisation: three depths whose channels are drawn (before their ReLU)",
     "diversity": "18 feature visualisation: where the spread of a batch is measured, the channel's layer, "
                  "and the layer of the diversity term (after the channel's ReLU)",
+    "dissection": "19 network dissection: the convolutional stages to dissect, shallow to deep, ending at the last",
 }
 
 LAYERS = {
@@ -42,6 +43,7 @@ LAYERS = {
         "cam_depths": ("features.relu2", "features.relu3", "features.relu4", "features.relu5"),
         "feature_depths": ("features.bn2", "features.bn3", "features.bn5"),
         "diversity": ("features.relu3", "features.bn4", "features.relu4"),
+        "dissection": ("features.relu1", "features.relu2", "features.relu3", "features.relu4", "features.relu5"),
     },
     "squeezenet1_1": {
         "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
@@ -58,6 +60,7 @@ LAYERS = {
         "cam_depths": ("features.4", "features.7", "features.10", "features.12"),
         "feature_depths": ("features.4.expand3x3", "features.7.expand3x3", "features.12.expand3x3"),
         "diversity": ("features.7", "features.10.expand3x3", "features.10"),
+        "dissection": ("features.1", "features.4", "features.7", "features.10", "features.12"),
     },
     "alexnet": {
         "features": "classifier.5",     # 4096: fc7 + ReLU, as in Krizhevsky et al. 2012
@@ -72,6 +75,7 @@ LAYERS = {
         "cam_depths": ("features.4", "features.7", "features.9", "features.11"),
         "feature_depths": ("features.3", "features.6", "features.10"),
         "diversity": ("features.7", "features.8", "features.9"),
+        "dissection": ("features.1", "features.4", "features.7", "features.9", "features.11"),   # the conv ReLUs
     },
     "vgg16": {
         "features": "classifier.4",     # 4096: the second fully connected layer + ReLU
@@ -88,6 +92,7 @@ LAYERS = {
         "cam_depths": ("features.8", "features.15", "features.22", "features.29"),
         "feature_depths": ("features.10", "features.19", "features.28"),
         "diversity": ("features.15", "features.21", "features.22"),
+        "dissection": ("features.3", "features.8", "features.15", "features.22", "features.29"),  # relu1_2 ... relu5_3
     },
     "vgg19": {
         "features": "classifier.4",
@@ -104,6 +109,7 @@ LAYERS = {
         "cam_depths": ("features.8", "features.17", "features.26", "features.35"),
         "feature_depths": ("features.10", "features.21", "features.34"),
         "diversity": ("features.17", "features.25", "features.26"),
+        "dissection": ("features.3", "features.8", "features.17", "features.26", "features.35"),  # relu1_2 ... relu5_4
     },
     "resnet18": {
         "features": "avgpool",          # 512: the globally pooled features before fc
@@ -118,6 +124,7 @@ LAYERS = {
         "cam_depths": ("layer1", "layer2", "layer3", "layer4"),
         "feature_depths": ("layer1.1.bn2", "layer2.1.bn2", "layer4.1.bn2"),
         "diversity": ("layer2", "layer3.1.bn2", "layer3"),
+        "dissection": ("relu", "layer1", "layer2", "layer3", "layer4"),
     },
 }
 
