@@ -68,6 +68,12 @@ def dissection_regions(model, images):
     return unit_regions(model, images, first, 0)
 
 
+def diverse_feature_visualisation(model, images):
+    """Draws two images of its own: `images` is not used (tests/test_wrapper.py sweeps only the model's cases)."""
+    objective = class_score([1, 2]) + channel("features.4.expand3x3", 3) - diversity("features.4")
+    return visualise(model, objective, steps=2, show_progress=False).images
+
+
 TECHNIQUES = {
     "Grad-CAM at the last Fire module": lambda model, images: grad_cam(model, images, "features.12", show_progress=False),
     "Guided Grad-CAM": lambda model, images: guided_grad_cam(model, images, "features.12"),
@@ -110,9 +116,7 @@ TECHNIQUES = {
         model, images, "features.12", 7, rule="deconvnet"),
     "top-k patches of a Fire channel": lambda model, images: channel_patches(images, receptive_field(
         model, "features.7"), top_activations(model, "features.7", images, k=2, batch_size=1, show_progress=False), 0)[0],
-    "feature visualisation of a class and a channel, diverse (2 steps)": lambda model, images: visualise(
-        model, class_score([1, 2]) + channel("features.4.expand3x3", 3) - diversity("features.4"), steps=2,
-        show_progress=False).images,
+    "feature visualisation of a class and a channel, diverse (2 steps)": diverse_feature_visualisation,
     "network dissection of two Fire modules": dissection_regions,
 }
 

@@ -17,7 +17,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from model_state import assert_unchanged, fingerprint
-from test_imagenet_path import TECHNIQUES, class_score_input_gradient, fire_activations, top5_classes
+from test_imagenet_path import (
+    TECHNIQUES, class_score_input_gradient, diverse_feature_visualisation, fire_activations, top5_classes,
+)
 import vizlib
 from vizlib import models
 from vizlib.adversarial import fgsm
@@ -196,7 +198,8 @@ def public_model_functions():
 
 # The check itself; building blocks that only run the model, whose forward checks its input; a
 # stream of batches, checked one by one; tools that train a network rather than explain one.
-CHECKED_OTHERWISE = {"wrapper.prepare_images", "hooks.forward_to", "hooks.layer_features", "patches.top_activations"}
+CHECKED_OTHERWISE = {"wrapper.prepare_images", "hooks.forward_to", "hooks.layer_features", "patches.top_activations",
+                     "feature_visualisation.activations_for"}   # check_model, then layer_features or the forward
 
 
 def test_every_public_function_taking_a_model_and_images_starts_with_the_entry_check():
@@ -210,6 +213,7 @@ def test_every_public_function_taking_a_model_and_images_starts_with_the_entry_c
 # --- the sweep: every technique of the registry, on every odd input -----------------------------
 
 DIRECT_CALLS = (top5_classes, fire_activations, class_score_input_gradient)   # user code calling the model
+IMAGE_FREE = (diverse_feature_visualisation,)   # takes a model and draws its own images
 
 
 def _non_contiguous(images):
@@ -267,9 +271,12 @@ def plain_results(sweep_models, sweep_images):
     return result
 
 
+MODEL_CASES = ("model in training mode", "parameters require grad")
 SWEEP = [(technique, case) for technique in TECHNIQUES for case in CASES
-         if not (case == "model in training mode" and TECHNIQUES[technique] in DIRECT_CALLS)]
+         if not (case == "model in training mode" and TECHNIQUES[technique] in DIRECT_CALLS)
+         and (case in MODEL_CASES or TECHNIQUES[technique] not in IMAGE_FREE)]
 # A model called directly in training mode is training: the wrapper lets it (train_course_model does).
+# A technique that makes its images from nothing (feature visualisation) meets only the model's cases.
 
 CLEAR_ERROR = (ValueError, TypeError)
 

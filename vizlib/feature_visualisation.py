@@ -36,7 +36,7 @@ from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features
 from vizlib.images import check_images, load_sample_image
 from vizlib.optim import optimize_image
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import check_model, checks_inputs
 
 GREY = 0.5
 LUCID_SIZE = 224    # the input size Lucid's default transformations were made for
@@ -504,8 +504,10 @@ def diversity(layer):
 def activations_for(model, images, layers):
     """{layer: activations} of `images`, kept in the graph; OUTPUT among `layers` adds the class scores.
 
-    Without OUTPUT the forward pass ends at the last layer asked for.
+    Without OUTPUT the forward pass ends at the last layer asked for. The pixels are checked by
+    layer_features or the model's forward (once per visualise call, which checks on entry).
     """
+    check_model(model)
     layers = list(dict.fromkeys(layers))
     named = [layer for layer in layers if layer != OUTPUT]
     if OUTPUT not in layers:
