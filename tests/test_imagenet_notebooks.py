@@ -44,7 +44,7 @@ def runs(all_architectures):
 
 def pytest_generate_tests(metafunc):
     if {"notebook", "architecture"} <= set(metafunc.fixturenames):
-        metafunc.parametrize("notebook, architecture", runs(metafunc.config.getoption("imagenet_all")))
+        metafunc.parametrize("notebook, architecture", list(runs(metafunc.config.getoption("imagenet_all"))))
 
 
 @pytest.fixture(scope="session")
