@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from vizlib import config
-from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model, photograph_crops
+from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model, photograph_crops, photograph_sources
 from vizlib.images import load_sample_image
 from vizlib.models import random_imagenet_model
 
@@ -60,7 +60,7 @@ def test_every_offline_photograph_is_in_colour_and_each_crop_knows_its_photograp
         image = load_sample_image(name, size=32)
         assert (image[:, 0] - image[:, 1]).abs().mean() > 0.01, f"{name} is grey"
     n, size = len(PHOTOGRAPHS) + 6, 40
-    images, sources = photograph_crops(n, size, seed=3)
+    images, sources = photograph_crops(n, size, seed=3), photograph_sources(n, size, seed=3)
     assert sources[:len(PHOTOGRAPHS)].tolist() == list(range(len(PHOTOGRAPHS)))
     for image, source in zip(images[len(PHOTOGRAPHS):], sources[len(PHOTOGRAPHS):]):
         # brute force: the crop is some size x size window of its photograph at twice the scale

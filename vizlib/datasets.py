@@ -53,25 +53,38 @@ class Imagenette(torch.utils.data.Dataset):
         return center_crop_resize(to_image_tensor(image), self.size)[0], self.imagenet_index[label]
 
 
-def photograph_crops(n, size, seed=0):
-    """`n` images (n, 3, size, size) from the offline photographs, and which photograph each came from.
-
-    The photographs centre-cropped first; past them, seeded random crops of them at twice the scale.
-    With only ten photographs most crops share a photograph with others: `sources` (indices into
-    PHOTOGRAPHS) lets a notebook count or leave out matches that come from the query's own photograph.
-    """
-    first = list(range(min(n, len(PHOTOGRAPHS))))
-    images = [load_sample_image(PHOTOGRAPHS[index], size=size) for index in first]
+def _crop_plan(n, size, seed):
+    """(photograph index, top, left) per image: the photographs whole first (top None), then seeded crops."""
+    plan = [(index, None, None) for index in range(min(n, len(PHOTOGRAPHS)))]
     generator = torch.Generator().manual_seed(seed)
-    larger = [load_sample_image(name, size=2 * size) for name in PHOTOGRAPHS] if n > len(images) else []
-    sources = first
-    while len(images) < n:
+    while len(plan) < n:
         source = int(torch.randint(len(PHOTOGRAPHS), (1,), generator=generator))
         top, left = torch.randint(size + 1, (2,), generator=generator).tolist()
-        images.append(larger[source][..., top:top + size, left:left + size])
-        sources.append(source)
-    images = torch.cat(images) if images else torch.zeros(0, 3, size, size)
-    return images, torch.tensor(sources, dtype=torch.long)
+        plan.append((source, top, left))
+    return plan
+
+
+def photograph_crops(n, size, seed=0):
+    """`n` images (n, 3, size, size) from the offline photographs.
+
+    The photographs centre-cropped first; past them, seeded random crops of them at twice the scale.
+    """
+    plan = _crop_plan(n, size, seed)
+    if not plan:
+        return torch.zeros(0, 3, size, size)
+    larger = {source: load_sample_image(PHOTOGRAPHS[source], size=2 * size) for source, top, _ in plan if top is not None}
+    return torch.cat([
+        load_sample_image(PHOTOGRAPHS[source], size=size) if top is None
+        else larger[source][..., top:top + size, left:left + size]
+        for source, top, left in plan
+    ])
+
+
+def photograph_sources(n, size, seed=0):
+    """Which photograph (an index into PHOTOGRAPHS) each image of `photograph_crops(n, size, seed)` came from,
+    without loading any: with only ten photographs most crops share one, and a notebook counts or leaves out
+    matches that come from the query's own photograph."""
+    return torch.tensor([source for source, _, _ in _crop_plan(n, size, seed)], dtype=torch.long)
 
 
 def images_for_model(model, n, *, seed=0, split="held_out"):
@@ -86,7 +99,7 @@ def images_for_model(model, n, *, seed=0, split="held_out"):
     try:
         data = Imagenette("val", size=model.input_size)
     except DataNotAvailableError:
-        return photograph_crops(n, model.input_size, seed)[0], None, None
+        return photograph_crops(n, model.input_size, seed), None, None
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     items = [data[int(i)] for i in order]
     images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, model.input_size, model.input_size)
