@@ -189,6 +189,21 @@ def test_course_concepts_label_the_object_and_its_background(rendered):
     assert half.size == (32, 32) and torch.equal(half.labels, concepts.labels[..., ::2, ::2])
 
 
+@pytest.mark.parametrize("n_concepts", [5, 400])     # 6**3 combinations numbered by a table; 401**3 by sorting
+def test_each_pixels_combination_holds_exactly_its_labels(n_concepts):
+    generator = torch.Generator().manual_seed(2)
+    labels = torch.randint(-1, n_concepts // 3, (6, 3, 5, 7), generator=generator)
+    labels = torch.where(labels >= 0, labels + torch.arange(3)[None, :, None, None] * (n_concepts // 3), -1)
+    concepts = Concepts(tuple(f"c{i}" for i in range(n_concepts)), ("k",) * n_concepts, labels.to(torch.int16))
+    one_hot = torch.zeros(6, 5 * 7, n_concepts + 1, dtype=torch.float64)
+    one_hot.scatter_(2, labels.flatten(2).transpose(1, 2) + 1, 1)          # column 0: "none"
+    held = concepts.combination_concepts[concepts.pixel_combinations.long()]
+    assert torch.equal(held, one_hot[..., 1:])
+    assert len(concepts.combination_concepts) == len(torch.unique(labels.flatten(2).transpose(1, 2).reshape(-1, 3),
+                                                                  dim=0))
+    assert torch.equal(concepts.areas(), one_hot[..., 1:].sum((0, 1)))
+
+
 def test_unit_regions_give_the_iou_that_dissection_counted(course, rendered):
     concepts = course_concepts(rendered)
     result = dissect(course, rendered.images, concepts, "features.relu5", quantile=0.02)

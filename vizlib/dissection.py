@@ -32,7 +32,7 @@ binned by hue) and the background photograph (everything but the object).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -79,6 +79,11 @@ class Concepts:
     names: tuple        # C concept names, unique
     kinds: tuple        # the kind of each concept
     labels: torch.Tensor
+    # Derived once from the labels, for every dissection of them: each pixel's concepts (one per kind, or
+    # none) as an index into the distinct combinations that occur, and which concepts each combination holds.
+    pixel_combinations: torch.Tensor = field(init=False, repr=False, compare=False)   # (N, h*w) int32
+    combination_concepts: torch.Tensor = field(init=False, repr=False, compare=False)  # (T, C) 0/1
+    combination_areas: torch.Tensor = field(init=False, repr=False, compare=False)     # (T,) pixels of each
 
     def __post_init__(self):
         if len(self.names) != len(self.kinds) or len(set(self.names)) != len(self.names) or not self.names:
@@ -92,11 +97,19 @@ class Concepts:
         if self.labels.numel() and not (-1 <= self.labels.min() and self.labels.max() < len(self.names)):
             raise ValueError(f"concept labels must lie between -1 (none) and {len(self.names) - 1}, got "
                              f"{self.labels.min().item()} to {self.labels.max().item()}")
-        found = [set(self.labels[:, s].unique().tolist()) - {-1} for s in range(self.labels.shape[1])]
+        pixel_combinations, combinations = _combinations(self.labels, len(self.names))
+        found = [set(combinations[:, s].tolist()) - {-1} for s in range(combinations.shape[1])]
         shared = [self.names[c] for s, mine in enumerate(found) for other in found[s + 1:] for c in mine & other]
         if shared:
             raise ValueError(f"a concept appears in more than one label map: {sorted(set(shared))}; each kind of "
                              "concept has its own map")
+        members = torch.zeros(len(combinations), len(self.names), dtype=torch.float64)
+        row, kind = (combinations >= 0).nonzero(as_tuple=True)
+        members[row, combinations[row, kind]] = 1
+        object.__setattr__(self, "pixel_combinations", pixel_combinations)
+        object.__setattr__(self, "combination_concepts", members)
+        object.__setattr__(self, "combination_areas", torch.bincount(pixel_combinations.flatten().long(),
+                                                                     minlength=len(combinations)))
 
     @property
     def size(self):
@@ -104,8 +117,7 @@ class Concepts:
 
     def areas(self):
         """(C,) how many labelled pixels each concept has over the dataset."""
-        counts = torch.bincount(self.labels.flatten().long() + 1, minlength=len(self.names) + 1)
-        return counts[1:].double()
+        return self.combination_areas.double() @ self.combination_concepts
 
     def check_images(self, images):
         """A clear error unless the concept masks belong to these images (same number, same aspect ratio)."""
@@ -115,6 +127,24 @@ class Concepts:
             raise ValueError(f"the concept masks {tuple(self.labels.shape)} do not match the images "
                              f"{tuple(images.shape)}: give one set of label maps per image, at the images' "
                              "aspect ratio (any resolution)")
+
+
+def _combinations(labels, n_concepts):
+    """Each pixel's concepts, one per kind (labels (N, S, h, w)), as one number: an index into the distinct
+    combinations that occur. Returns that index (N, h*w) int32 and the combinations (T, S), -1: none."""
+    base, kinds = n_concepts + 1, labels.shape[1]
+    if base ** kinds >= 2**63:
+        raise ValueError(f"{n_concepts} concepts in {kinds} kinds are too many to number their combinations")
+    key = torch.zeros(labels.shape[0], labels.shape[2] * labels.shape[3], dtype=torch.long)
+    for s in reversed(range(kinds)):                    # the labels + 1 as the digits of a number in base C + 1
+        key = key * base + labels[:, s].flatten(1).long() + 1
+    if base ** kinds <= 2**24:                          # a table over every possible number: no sort
+        present = torch.bincount(key.flatten(), minlength=base ** kinds) > 0
+        numbers, index = present.nonzero().flatten(), (present.cumsum(0) - 1)[key]
+    else:
+        numbers, index = torch.unique(key, return_inverse=True)
+    digits = torch.stack([numbers // base ** s % base for s in range(kinds)], dim=1)
+    return index.to(torch.int32), digits - 1
 
 
 def colour_bins(colours):
@@ -370,7 +400,7 @@ class _Cells:
     position are cut into segments of at most ceil(n_out / n_in), so that cells have (nearly) equal sizes."""
 
     def __init__(self, map_size, size, device):
-        self.axes, self.segments, self.ends = [], [], []
+        self.axes, self.segments = [], []
         for n_in, n_out in zip(map_size, size):
             lower, _, weight = _bilinear_axis(n_in, n_out)
             step = -(-n_out // n_in)
@@ -384,29 +414,29 @@ class _Cells:
                 table[i, :len(m)] = m
             pad = torch.where(table >= 0, 0.0, -math.inf)                   # keeps padding out of any region
             inputs = torch.tensor(inputs)
-            # the segments of each input position; the number of segments pads the rows
+            self.axes.append((inputs.to(device), table.to(device), weight[table.clamp_min(0)].to(device),
+                              pad.to(device)))
+            # the segments of each input position, padded with len(inputs); an input no output reads has none
             of_input = [(inputs == a).nonzero().flatten() for a in range(n_in)]
             segments = torch.full((n_in, max(len(s) for s in of_input)), len(inputs), dtype=torch.long)
             for a, found in enumerate(of_input):
                 segments[a, :len(found)] = found
-            self.axes.append((inputs.to(device), table.to(device), weight[table.clamp_min(0)].to(device),
-                              pad.to(device)))
             self.segments.append(segments.to(device))
-            last = ((table >= 0).sum(1) - 1).clamp_min(0)
-            self.ends.append(torch.stack([torch.zeros_like(last), last], dim=1).to(device))
         self.size = size
 
     def hot(self, maps, floor):
         """(n, 4): (image, unit, row segment, column segment) of every cell with a corner above floor[unit].
 
-        A value above it at input position (p, q) is a corner of the cells that start at rows p - 1, p and
-        columns q - 1, q: only those few cells are listed, without a pass over every cell."""
+        Only (image, unit) pairs whose map reaches above the floor are looked at (deep units: a few percent
+        of them). The cells that start at input position (a, b) have corners (a, b) to (a + 1, b + 1), edges
+        repeated: the largest of those four, taken with shifted slices, says which positions' cells to list."""
         units, h, w = maps.shape[1:]
-        point = (maps > floor[:, None, None]).flatten().nonzero().flatten()   # index into (B, K, h, w)
-        p, q = (point // w) % h, point % w
-        up, left = (p > 0).long() * w, (q > 0).long()
-        cell = torch.stack([point, point - up, point - left, point - up - left], dim=1).flatten().unique()
-        a, b, pair = (cell // w) % h, cell % w, cell // (h * w)
+        pair = (maps.amax((2, 3)) > floor).flatten().nonzero().flatten()          # image * units + unit
+        near = maps[pair // units, pair % units]                                  # (n, h, w)
+        near = torch.maximum(near, torch.cat([near[:, 1:], near[:, -1:]], dim=1))
+        near = torch.maximum(near, torch.cat([near[:, :, 1:], near[:, :, -1:]], dim=2))
+        which, a, b = (near > floor[pair % units][:, None, None]).nonzero(as_tuple=True)
+        pair = pair[which]
         (rows, cols), sentinel = self.segments, (len(self.axes[0][0]), len(self.axes[1][0]))
         i = rows[a][:, :, None].expand(-1, -1, cols.shape[1])
         j = cols[b][:, None, :].expand(-1, rows.shape[1], -1)
@@ -414,22 +444,19 @@ class _Cells:
         found = torch.stack([pair // units, pair % units, i, j], dim=-1).flatten(0, 2)
         return found[(found[:, 2] < sentinel[0]) & (found[:, 3] < sentinel[1])]
 
-    def values(self, maps, cells, ends=False):
-        """The upsampled values of the given cells (n, 4), (n, r, c), -inf on padding. With ends=True only at
-        each cell's first and last row and column, (n, 2, 2): a bilinear function takes its largest value over
-        a rectangle at one of its corners, so these four tell whether any pixel of the cell can exceed T_k."""
+    def values(self, maps, cells):
+        """The upsampled values of the given cells (n, 4), (n, r, c), -inf on padding."""
         image, unit, i, j = cells.T
         (row_input, row_table, row_weight, row_pad), (col_input, col_table, col_weight, col_pad) = self.axes
-        if ends:
-            row_weight, row_pad = (t.gather(1, self.ends[0]) for t in (row_weight, row_pad))
-            col_weight, col_pad = (t.gather(1, self.ends[1]) for t in (col_weight, col_pad))
-        units, h, w = maps.shape[1:]
+        h, w = maps.shape[2:]
+        # maps as laid out in memory (contiguous or channels-last, as a network leaves them), by their strides
+        image_step, unit_step, row_step, col_step = maps.stride()
+        flat = maps.as_strided((maps.numel(),), (1,), maps.storage_offset())
         a, b = row_input[i], col_input[j]
-        base = (image * units + unit) * (h * w)
-        top, bottom = base + a * w, base + (a + 1).clamp_max(h - 1) * w
-        right = (b + 1).clamp_max(w - 1)
-        flat = maps.view(-1)
-        corner = [flat.index_select(0, row + col)[:, None] for row in (top, bottom) for col in (b, right)]
+        base = image * image_step + unit * unit_step
+        top, bottom = base + a * row_step, base + (a + 1).clamp_max(h - 1) * row_step
+        left, right = b * col_step, (b + 1).clamp_max(w - 1) * col_step
+        corner = [flat.index_select(0, row + col)[:, None] for row in (top, bottom) for col in (left, right)]
         wx = col_weight[j]                                                  # (n, c)
         upper = (corner[0] + wx * (corner[1] - corner[0]) + col_pad[j])[:, None]       # (n, 1, c)
         lower = (corner[2] + wx * (corner[3] - corner[2]) + col_pad[j])[:, None]
@@ -447,45 +474,59 @@ _ROUNDING = 8 * torch.finfo(torch.float32).eps
 
 
 class _Tally:
-    """|region_k AND concept c| and |region_k| for every unit k of one layer, accumulated batch by batch."""
+    """|region_k AND concept c| and |region_k| for every unit k of one layer, accumulated batch by batch.
 
-    def __init__(self, thresholds, n_concepts, size, device):
+    Each region pixel is counted once, under the combination of concepts its pixel shows (`Concepts`);
+    the combinations' counts become the concepts' at the end."""
+
+    def __init__(self, thresholds, combination_concepts, size, device):
         self.thresholds = thresholds.to(device)
-        self.n_concepts, self.size, self.device = n_concepts, size, device
-        units = len(thresholds)
-        self.intersection = torch.zeros(units, n_concepts, dtype=torch.long, device=device)
-        self.area = torch.zeros(units, dtype=torch.long, device=device)
+        self.combination_concepts = combination_concepts.to(device)            # (T, C) 0/1
+        self.size, self.device = size, device
+        self.counts = torch.zeros(len(thresholds), len(combination_concepts), dtype=torch.long, device=device)
         self.cells = None
 
-    def add(self, maps, labels, chunk=2**22):
-        """maps (B, K, h, w); labels (B, P, S): each mask pixel's concept of each kind (-1: none)."""
+    @staticmethod
+    def _dense(maps):
+        """maps as they are when their memory is one dense block (contiguous or channels-last), else a copy."""
+        dense = maps.is_contiguous() or maps.is_contiguous(memory_format=torch.channels_last)
+        return maps if dense else maps.contiguous()
+
+    def add(self, maps, pixel_combinations, chunk=2**22):
+        """maps (B, K, h, w); pixel_combinations (B, P): each mask pixel's combination of concepts."""
         if self.cells is None:
             self.cells = _Cells(maps.shape[-2:], self.size, self.device)
-        maps = maps.contiguous()
-        thresholds, units, concepts = self.thresholds, len(self.thresholds), self.n_concepts
+        maps = self._dense(maps)
+        thresholds, units, combinations = self.thresholds, len(self.thresholds), len(self.combination_concepts)
         floor = thresholds - _ROUNDING * thresholds.abs()
         hot = self.cells.hot(maps, floor)
-        if len(hot):        # keep the cells whose four extreme pixels reach above T_k (a few ulps of slack)
-            hot = hot[(self.cells.values(maps, hot, ends=True).flatten(1).amax(1) > floor[hot[:, 1]])]
         per_cell = self.cells.axes[0][1].shape[1] * self.cells.axes[1][1].shape[1]
-        pixels = labels.shape[1]
-        flat_labels = labels.flatten(0, 1)                                      # (B*P, S)
+        pixels = pixel_combinations.shape[1]
+        shown = pixel_combinations.flatten()                                    # (B*P,)
         for cells in hot.split(max(1, chunk // per_cell)):
             values = self.cells.values(maps, cells)                             # (n, r, c)
             image, unit = cells[:, 0], cells[:, 1]
             # BEGIN SOLUTION
             cell, r, c = (values > thresholds[unit, None, None]).nonzero(as_tuple=True)   # each pixel of a region
             owner, pixel = unit[cell], self.cells.pixels(cells, cell, r, c)
-            self.area += torch.bincount(owner, minlength=units)
-            concept = flat_labels.index_select(0, image[cell] * pixels + pixel)  # (m, S), -1: none
-            pair = owner[:, None] * (concepts + 1) + concept + 1                 # column 0 counts "none"
-            counts = torch.bincount(pair.flatten(), minlength=units * (concepts + 1))
-            self.intersection += counts.view(units, concepts + 1)[:, 1:]
+            combination = shown.index_select(0, image[cell] * pixels + pixel).long()      # the concepts it shows
+            pair = owner * combinations + combination
+            self.counts += torch.bincount(pair, minlength=units * combinations).view(units, combinations)
             # END SOLUTION
+
+    @property
+    def area(self):
+        """(K,) |region_k|: every region pixel, whatever it shows."""
+        return self.counts.sum(1)
+
+    @property
+    def intersection(self):
+        """(K, C) |region_k AND concept c|: the counts of the combinations that hold c."""
+        return self.counts.double() @ self.combination_concepts
 
     def iou(self, concept_area):
         """(K, C) intersection over union, 0 where both the region and the concept are empty."""
-        intersection, area = self.intersection.double(), self.area.double()
+        intersection, area = self.intersection, self.area.double()
         # BEGIN SOLUTION
         union = area[:, None] + concept_area[None, :] - intersection
         return torch.where(union > 0, intersection / union.clamp_min(1), torch.zeros_like(union))
@@ -522,20 +563,19 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
         sampled = [(tops[name].n_sampled, tops[name].n_values) for name in names]
     else:
         sampled = [(None, None)] * len(names)
-    tallies = {name: _Tally(torch.as_tensor(t, dtype=torch.float32), len(concepts.names), concepts.size, device)
-               for name, t in zip(names, thresholds)}
+    tallies = {name: _Tally(torch.as_tensor(t, dtype=torch.float32), concepts.combination_concepts,
+                            concepts.size, device) for name, t in zip(names, thresholds)}
     shapes = {}
     with torch.no_grad():
         for start, batch in progress(list(_batches(images, batch_size, device)), desc="dissection: IoU",
                                      enabled=show_progress, leave=False):
-            labels = concepts.labels[start:start + len(batch)].to(device).flatten(2).transpose(1, 2)
-            labels = labels.long().contiguous()                                 # (B, P, S)
+            shown = concepts.pixel_combinations[start:start + len(batch)].to(device)   # (B, P)
             for name, maps in _layer_maps(model, batch, names).items():
                 if maps.shape[1] != len(tallies[name].thresholds):
                     raise ValueError(f"layer {name!r} has {maps.shape[1]} units but "
                                      f"{len(tallies[name].thresholds)} thresholds were given")
                 shapes[name] = maps.shape[2:]
-                tallies[name].add(maps.float(), labels)
+                tallies[name].add(maps.float(), shown)
     concept_area = concepts.areas().to(device)
     results = []
     for name, (n_sampled, n_values) in zip(names, sampled):
