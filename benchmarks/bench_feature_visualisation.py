@@ -3,9 +3,9 @@
 Reference: bare forward and backward passes of one 224-px image to its pixels (a class score's
 gradient), the least any step of an image optimisation must do. Candidate: `visualise` with a
 class objective and every default: a Fourier spectrum scaled by 1/f, decorrelated colour and a
-sigmoid, Lucid's transformation chain (pad, jitter, scale, rotate, jitter; its output is
-236 px, so the network itself costs about (236/224)^2 = 1.11x the reference), the Adam update and
-the set-up of the loop. Both on randomly initialised SqueezeNet 1.1, the same number of steps.
+sigmoid, Lucid's transformation chain (pad, jitter, scale, rotate, jitter, then a cut to the
+model's 224 px: one resampling), the Adam update and the set-up of the loop. Both on randomly
+initialised SqueezeNet 1.1, the same number of steps.
 """
 
 import torch

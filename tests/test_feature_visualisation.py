@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.feature_visualisation import (
@@ -365,6 +366,64 @@ def test_a_scaling_then_a_rotation_are_one_resampling_through_their_product():
     there_and_back = Chain((RandomRotate((45,)), RandomScale((1.0,)), RandomRotate((-45,))))
     torch.testing.assert_close(there_and_back(images), images, atol=1e-5, rtol=0)
     assert (rotate(rotate(images, 45), -45) - images)[..., 5:11, 5:11].abs().max() > 0.05
+
+
+def bilinear_at(image, x, y, fill):
+    """image (H, W) read at position (x, y), pixel centres at i + 0.5, `fill` outside: numpy, one point."""
+    fx, fy = x - 0.5, y - 0.5
+    j, i = math.floor(fx), math.floor(fy)
+    wx, wy = fx - j, fy - i
+
+    def at(r, c):
+        return image[r, c] if 0 <= r < image.shape[0] and 0 <= c < image.shape[1] else fill
+
+    return ((1 - wy) * ((1 - wx) * at(i, j) + wx * at(i, j + 1))
+            + wy * ((1 - wx) * at(i + 1, j) + wx * at(i + 1, j + 1)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lucids_chain_reads_each_output_pixel_where_its_steps_say(seed):
+    """Against a brute force: each output pixel traced back through pad, jitter, scale, rotation, jitter by
+    hand (the same random draws, in order), then read bilinearly from the input with grey outside."""
+    size = 20
+    chain = lucid_chain(size * 4)                   # pad 4, jitter 3, scale, rotate, jitter 1 at 80 px
+    chain = Chain(chain.transforms[:2] + (RandomScale((0.9, 1.1)), RandomRotate((-10, 4, 10))) + chain.transforms[4:])
+    image = pattern(size)[0, 0].double()
+    out = chain(image[None, None].float(), torch.Generator().manual_seed(seed))[0, 0].double()
+
+    draws = torch.Generator().manual_seed(seed)     # the chain's draws: jitter (top, left), factor, angle, jitter
+    pad, jitter, scale, turn, last = chain.transforms
+    top, left = torch.randint(jitter.shift + 1, (2,), generator=draws).tolist()
+    factor = scale.factors[int(torch.randint(len(scale.factors), (1,), generator=draws))]
+    angle = math.radians(turn.degrees[int(torch.randint(len(turn.degrees), (1,), generator=draws))])
+    top2, left2 = torch.randint(last.shift + 1, (2,), generator=draws).tolist()
+    side = size + 2 * pad.width - jitter.shift     # the side scale and rotation turn about
+    centre = side / 2
+    assert out.shape == (side - last.shift,) * 2
+    expected = torch.empty_like(out)
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            x, y = c + 0.5 + left2, r + 0.5 + top2                       # before the last jitter
+            dx, dy = x - centre, y - centre                              # before the rotation ...
+            dx, dy = dx * math.cos(angle) - dy * math.sin(angle), dx * math.sin(angle) + dy * math.cos(angle)
+            x, y = centre + dx / factor, centre + dy / factor            # ... and the scaling
+            x, y = x + left - pad.width, y + top - pad.width             # before the jitter and the pad
+            expected[r, c] = bilinear_at(image.numpy(), x, y, 0.5)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_whole_pixel_shifts_stay_exact_and_a_grey_pad_and_jitters_are_one_cut():
+    images = pattern(12)
+    chain = Chain((Pad(3), Jitter(2), Jitter(4)))
+    out = chain(images, torch.Generator().manual_seed(5))
+    draws = torch.Generator().manual_seed(5)
+    (top, left), (top2, left2) = (torch.randint(n + 1, (2,), generator=draws).tolist() for n in (2, 4))
+    padded = F.pad(images, (3,) * 4, value=0.5)
+    assert torch.equal(out, padded[..., top + top2:top + top2 + 12, left + left2:left + left2 + 12])
+    # a pad of another colour than the fill is applied as it is, then the jitter cuts
+    black = Chain((Pad(2, value=0.0), Jitter(1)))(images, torch.Generator().manual_seed(0))
+    top, left = torch.randint(2, (2,), generator=torch.Generator().manual_seed(0)).tolist()
+    assert torch.equal(black, F.pad(images, (2,) * 4, value=0.0)[..., top:top + 15, left:left + 15])
 
 
 def test_the_model_sees_its_own_input_size_whatever_the_chain_returns(course):

@@ -136,16 +136,22 @@ def fourier_scale(height, width, decay=1.0):
 SPECTRUM_DIVISOR = 4.0
 
 
+@functools.lru_cache(maxsize=16)
+def _scale_on(device, height, width, decay):
+    """fourier_scale in float32 on `device`, computed once per shape: every step of a visualisation reads it."""
+    return fourier_scale(height, width, decay).to(device, torch.float32)
+
+
 def spectrum_to_image(spectrum, height, width, decay=1.0):
     """Complex spectrum (N, 3, height, width // 2 + 1) -> real (N, 3, height, width): scaled, inverse FFT, / 4."""
-    scale = fourier_scale(height, width, decay).to(spectrum.device, torch.float32)
+    scale = _scale_on(spectrum.device, height, width, check_decay(decay))
     return torch.fft.irfft2(spectrum * scale, s=(height, width), norm="ortho") / SPECTRUM_DIVISOR
 
 
 def image_to_spectrum(images, decay=1.0):
     """The inverse of `spectrum_to_image`: the spectrum that draws `images` (any real values)."""
     height, width = images.shape[-2:]
-    scale = fourier_scale(height, width, decay).to(images.device, torch.float32)
+    scale = _scale_on(images.device, height, width, check_decay(decay))
     return torch.fft.rfft2(images * SPECTRUM_DIVISOR, norm="ortho") / scale
 
 
@@ -195,19 +201,6 @@ class FeatureImage(nn.Module):
 # Each transformation is called as t(images, generator) and draws its randomness from the
 # generator, once per batch. `output_size(size)` gives the side it returns for a `size`-px image.
 
-def _affine(images, matrix, fill):
-    """Resample `images` so that output position p shows input position matrix @ p (pixel units about the
-    centre, bilinear); what comes from outside the image is `fill`."""
-    height, width = images.shape[-2:]
-    to_pixels = torch.diag(torch.tensor([width / 2, height / 2], dtype=torch.float64))
-    normalised_matrix = torch.linalg.inv(to_pixels) @ matrix @ to_pixels   # affine_grid works in [-1, 1] units
-    theta = torch.cat([normalised_matrix, torch.zeros(2, 1, dtype=torch.float64)], 1)
-    theta = theta.to(images.device, images.dtype).expand(len(images), 2, 3)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    moved = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return moved + fill
-
-
 def _rotation(degrees):
     angle = math.radians(degrees)
     cos, sin = math.cos(angle), math.sin(angle)
@@ -218,6 +211,40 @@ def _rotation(degrees):
 
 def _magnification(factor):
     return torch.eye(2, dtype=torch.float64) / factor
+
+
+_IDENTITY = torch.eye(2, dtype=torch.float64)
+
+
+def _about_centre(matrix, height, width):
+    """A same-size map through `matrix` about the image's centre c: input = matrix @ (output - c) + c."""
+    centre = torch.tensor([width / 2, height / 2], dtype=torch.float64)
+    return matrix, centre - matrix @ centre, (height, width)
+
+
+def _resample(images, matrix, offset, size, fill=GREY):
+    """The (height, width) = `size` image whose pixel at position p (x, y from the top-left corner, pixel
+    centres at i + 0.5) shows the input at matrix @ p + offset, bilinear; outside the input: `fill`.
+    A whole-pixel shift is cut and padded exactly, without interpolating."""
+    height, width = size
+    in_height, in_width = images.shape[-2:]
+    if torch.equal(matrix, _IDENTITY) and torch.equal(offset, offset.round()):
+        left, top = (int(v) for v in offset)
+        return F.pad(images, (-left, width - in_width + left, -top, height - in_height + top), value=fill)
+    # affine_grid's positions run from -1 to 1 across the output; grid_sample's across the input
+    to_output = torch.diag(torch.tensor([width / 2, height / 2], dtype=torch.float64))
+    from_input = torch.diag(torch.tensor([2 / in_width, 2 / in_height], dtype=torch.float64))
+    linear = from_input @ matrix @ to_output
+    shift = from_input @ (matrix @ to_output @ torch.ones(2, dtype=torch.float64) + offset) - 1
+    theta = torch.cat([linear, shift[:, None]], 1).to(images.device, images.dtype).expand(len(images), 2, 3)
+    grid = F.affine_grid(theta, [len(images), images.shape[1], height, width], align_corners=False)
+    return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
+def _affine(images, matrix, fill):
+    """Resample `images` so that output position p shows input position matrix @ p (pixel units about the
+    centre, bilinear); what comes from outside the image is `fill`."""
+    return _resample(images, *_about_centre(matrix, *images.shape[-2:]), fill)
 
 
 def rotate(images, degrees, fill=GREY):
@@ -253,6 +280,13 @@ class Pad:
     def __call__(self, images, generator=None):
         return F.pad(images, (self.width,) * 4, value=self.value)
 
+    def coordinates(self, height, width, generator=None):
+        """Where each output position reads its input (see `Chain`), or None where the pad is not grey."""
+        if self.value != GREY:
+            return None
+        return _IDENTITY, torch.tensor([-self.width, -self.width], dtype=torch.float64), (
+            height + 2 * self.width, width + 2 * self.width)
+
     def output_size(self, size):
         return size + 2 * self.width
 
@@ -268,10 +302,17 @@ class Jitter:
 
     def __call__(self, images, generator=None):
         height, width = images.shape[-2:]
+        top, left = self._draw(height, width, generator)
+        return images[..., top:top + height - self.shift, left:left + width - self.shift]
+
+    def _draw(self, height, width, generator):
         if self.shift >= min(height, width):
             raise ValueError(f"jitter of {self.shift} px does not fit in a {height}x{width} image")
-        top, left = torch.randint(self.shift + 1, (2,), generator=generator).tolist()
-        return images[..., top:top + height - self.shift, left:left + width - self.shift]
+        return torch.randint(self.shift + 1, (2,), generator=generator).tolist()
+
+    def coordinates(self, height, width, generator=None):
+        top, left = self._draw(height, width, generator)
+        return _IDENTITY, torch.tensor([left, top], dtype=torch.float64), (height - self.shift, width - self.shift)
 
     def output_size(self, size):
         return size - self.shift
@@ -294,6 +335,9 @@ class RandomScale:
     def matrix(self, generator=None):
         """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
         return _magnification(_choose(self.factors, generator))
+
+    def coordinates(self, height, width, generator=None):
+        return _about_centre(self.matrix(generator), height, width)
 
     def output_size(self, size):
         return size
@@ -320,6 +364,9 @@ class RandomRotate:
         """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
         return _rotation(_choose(self.degrees, generator))
 
+    def coordinates(self, height, width, generator=None):
+        return _about_centre(self.matrix(generator), height, width)
+
     def output_size(self, size):
         return size
 
@@ -328,8 +375,10 @@ class RandomRotate:
 class Chain:
     """Transformations applied in order; `Chain(())` changes nothing.
 
-    Consecutive scalings and rotations (anything with a `matrix(generator)`) are drawn in order
-    and applied as one resampling: one interpolation, and half the cost, instead of two.
+    Pads with grey, jitters, scalings and rotations (anything with `coordinates`) each say where an
+    output position reads its input: an affine map. Consecutive ones are drawn in order and composed,
+    then applied as one resampling of the chain's input straight to the size the last one returns:
+    one interpolation, no intermediate images, and pure whole-pixel shifts stay exact.
     """
 
     transforms: tuple
@@ -342,17 +391,21 @@ class Chain:
                                 f"got {t!r}")
 
     def __call__(self, images, generator=None):
-        pending = None      # the product of the matrices of the scalings and rotations not yet applied
+        pending = None      # (matrix, offset, size): the composed map of the transformations not yet applied
         for transform in self.transforms:
-            if hasattr(transform, "matrix"):
-                # the output reads the first transformation's output through the later matrices: A @ B
-                matrix = transform.matrix(generator)
-                pending = matrix if pending is None else pending @ matrix
-                continue
-            if pending is not None:
-                images, pending = _affine(images, pending, GREY), None
-            images = transform(images, generator)
-        return images if pending is None else _affine(images, pending, GREY)
+            size = images.shape[-2:] if pending is None else pending[2]
+            step = transform.coordinates(*size, generator) if hasattr(transform, "coordinates") else None
+            if step is None:
+                if pending is not None:
+                    images, pending = _resample(images, *pending), None
+                images = transform(images, generator)
+            elif pending is None:
+                pending = step
+            else:
+                # input = A @ (B @ output + b) + a: the earlier map reads through the later one
+                (a_matrix, a_offset, _), (b_matrix, b_offset, size) = pending, step
+                pending = (a_matrix @ b_matrix, a_matrix @ b_offset + a_offset, size)
+        return images if pending is None else _resample(images, *pending)
 
     def output_size(self, size):
         for transform in self.transforms:
