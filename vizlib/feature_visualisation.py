@@ -378,7 +378,10 @@ class Chain:
     Pads with grey, jitters, scalings and rotations (anything with `coordinates`) each say where an
     output position reads its input: an affine map. Consecutive ones are drawn in order and composed,
     then applied as one resampling of the chain's input straight to the size the last one returns:
-    one interpolation, no intermediate images, and pure whole-pixel shifts stay exact.
+    one interpolation, no intermediate images, and pure whole-pixel shifts stay exact. What a jitter
+    cut off may come back into view at a corner a later rotation turns in, where steps applied one by
+    one would show grey; with pads at least as wide as the jitters after them (Lucid's chain) the
+    two agree.
     """
 
     transforms: tuple
@@ -558,9 +561,13 @@ def activations_for(model, images, layers):
     """{layer: activations} of `images`, kept in the graph; OUTPUT among `layers` adds the class scores.
 
     Without OUTPUT the forward pass ends at the last layer asked for. The pixels are checked by
-    layer_features or the model's forward (once per visualise call, which checks on entry).
+    layer_features or the model's forward.
     """
-    check_model(model)
+    return _activations(check_model(model), images, layers)
+
+
+def _activations(model, images, layers):
+    """activations_for without the model's check: each step of `visualise`, whose entry checked it."""
     layers = list(dict.fromkeys(layers))
     named = [layer for layer in layers if layer != OUTPUT]
     if OUTPUT not in layers:
@@ -616,7 +623,7 @@ def visualise(model, objective, *, n=None, size=None, fourier=True, decay=1.0, d
                          seed=seed, device=model.device)
 
     def loss(images):
-        return -objective(activations_for(model, images, objective.layers))
+        return -objective(_activations(model, images, objective.layers))
 
     return optimize_image(loss, image, steps=steps, lr=lr, transform=chain, seed=seed,
                           desc=f"visualising {objective.name}"[:60], show_progress=show_progress)
