@@ -22,8 +22,10 @@ are kept, so memory does not grow with the dataset beyond pass 1's top values (b
   sqrt(q (1 - q) / n_sampled); the result records n_sampled);
 - pass 2 (`dissect_layers`) counts |region_k AND L_c|, |region_k| and |L_c| per batch. Bilinear
   weights are non-negative and sum to one, so an upsampled map never exceeds its largest value:
-  only (image, unit) pairs whose coarse map reaches T_k are upsampled at all. Deep units pass in a
-  few percent of images, so the pass costs little more than the forward pass itself.
+  only (image, unit) pairs whose coarse map reaches T_k are looked at, and in them only the cells
+  with a corner above T_k are upsampled. Each region pixel is counted once, under the combination
+  of concepts it shows (`Concepts` numbers them), so one layer's pass costs little more than the
+  forward pass itself.
 
 Concepts come as Broden does them (Bau et al.'s dataset): per image, one label map per *kind* of
 concept, each pixel carrying at most one concept of each kind (`Concepts`). `course_concepts` builds
