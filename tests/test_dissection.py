@@ -263,6 +263,8 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, render
         Concepts(concepts.names, concepts.kinds, concepts.labels.float())
     with pytest.raises(ValueError, match=r"tensor \(N, S, h, w\)"):
         Concepts(concepts.names, concepts.kinds, concepts.labels[:, 0])
+    with pytest.raises(ValueError, match="at least one label map"):
+        Concepts(concepts.names, concepts.kinds, concepts.labels[:, :0])
     with pytest.raises(ValueError, match=r"more than one label map: \['red'\]"):
         red_shapes = torch.full_like(concepts.labels[:, :1], 8)                 # "red" in the shape map too
         Concepts(concepts.names, concepts.kinds, torch.cat([red_shapes, concepts.labels[:, 1:]], 1))

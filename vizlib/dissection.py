@@ -94,6 +94,8 @@ class Concepts:
             shape = tuple(self.labels.shape) if isinstance(self.labels, torch.Tensor) else type(self.labels).__name__
             raise ValueError(f"concept labels must be a tensor (N, S, h, w): per image, one label map per kind, "
                              f"got {shape}")
+        if self.labels.shape[1] == 0:
+            raise ValueError("concept labels need at least one label map per image (N, S, h, w) with S >= 1")
         if self.labels.is_floating_point() or self.labels.dtype == torch.bool:
             raise TypeError(f"concept labels must be integer concept indices (-1: none), got {self.labels.dtype}")
         if self.labels.numel() and not (-1 <= self.labels.min() and self.labels.max() < len(self.names)):
