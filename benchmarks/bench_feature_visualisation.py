@@ -1,11 +1,12 @@
 """Feature visualisation: what the parameterisation and the transformations cost on top of the network.
 
-Reference: bare forward and backward passes of 224-px photographs to their pixels (a class score's
-gradient), the least any step of an image optimisation must do; one image, and a batch of four. Candidate: `visualise` with a
-class objective and every default: a Fourier spectrum scaled by 1/f, decorrelated colour and a
-sigmoid, Lucid's transformation chain (pad, jitter, scale, rotate, jitter, then a cut to the
-model's 224 px: one resampling), the Adam update and the set-up of the loop, drawing as many
-images. Both on randomly initialised SqueezeNet 1.1, the same number of steps.
+Reference: bare forward and backward passes of 224-px photographs to their pixels (a class
+score's gradient), the least any step of an image optimisation must do; one image, and a batch
+of four. Candidate: `visualise` with a class objective and every default, drawing as many
+images: a Fourier spectrum scaled by 1/f, decorrelated colour and a sigmoid, Lucid's
+transformation chain (pad, jitter, scale, rotate, jitter, then a cut to the model's 224 px: one
+resampling), the Adam update and the set-up of the loop. Both on randomly initialised
+SqueezeNet 1.1, the same number of steps.
 """
 
 import torch
@@ -20,7 +21,8 @@ STEPS = 4
 
 def comparisons():
     model = random_imagenet_model("squeezenet1_1", seed=0)
-    photographs = torch.cat([load_sample_image(name, size=224) for name in ("chelsea", "coffee", "rocket", "astronaut")])
+    names = ("chelsea", "coffee", "rocket", "astronaut")
+    photographs = torch.cat([load_sample_image(name, size=224) for name in names])
     # one image, and four: notebook 18 draws its channels four to a batch
     for n in (1, 4):
         images = photographs[:n]

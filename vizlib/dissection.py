@@ -107,7 +107,7 @@ class Concepts:
         if shared:
             raise ValueError(f"a concept appears in more than one label map: {sorted(set(shared))}; each kind of "
                              "concept has its own map")
-        members = torch.zeros(len(combinations), len(self.names), dtype=torch.float64)
+        members = torch.zeros(len(combinations), len(self.names), dtype=torch.float64, device=combinations.device)
         row, kind = (combinations >= 0).nonzero(as_tuple=True)
         members[row, combinations[row, kind]] = 1
         object.__setattr__(self, "pixel_combinations", pixel_combinations)
@@ -139,7 +139,7 @@ def _combinations(labels, n_concepts):
     base, kinds = n_concepts + 1, labels.shape[1]
     if base ** kinds >= 2**63:
         raise ValueError(f"{n_concepts} concepts in {kinds} kinds are too many to number their combinations")
-    key = torch.zeros(labels.shape[0], labels.shape[2] * labels.shape[3], dtype=torch.long)
+    key = torch.zeros(labels.shape[0], labels.shape[2] * labels.shape[3], dtype=torch.long, device=labels.device)
     for s in reversed(range(kinds)):                    # the labels + 1 as the digits of a number in base C + 1
         key = key * base + labels[:, s].flatten(1).long() + 1
     if base ** kinds <= 2**24:                          # a table over every possible number: no sort
