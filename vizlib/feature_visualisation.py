@@ -318,23 +318,11 @@ class Jitter:
         return size - self.shift
 
 
-@dataclass(frozen=True)
-class RandomScale:
-    """Magnify about the centre by a factor drawn from `factors` (Lucid: 0.90, 0.91, ..., 1.10); same size."""
-
-    factors: tuple
-
-    def __post_init__(self):
-        object.__setattr__(self, "factors", tuple(float(f) for f in self.factors))
-        if not self.factors or min(self.factors) <= 0:
-            raise ValueError(f"scale factors must be positive numbers, got {self.factors}")
+class _AboutCentre:
+    """A same-size transformation through a random 2x2 `matrix(generator)` about the image's centre."""
 
     def __call__(self, images, generator=None):
         return _affine(images, self.matrix(generator), GREY)
-
-    def matrix(self, generator=None):
-        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
-        return _magnification(_choose(self.factors, generator))
 
     def coordinates(self, height, width, generator=None):
         return _about_centre(self.matrix(generator), height, width)
@@ -344,7 +332,23 @@ class RandomScale:
 
 
 @dataclass(frozen=True)
-class RandomRotate:
+class RandomScale(_AboutCentre):
+    """Magnify about the centre by a factor drawn from `factors` (Lucid: 0.90, 0.91, ..., 1.10); same size."""
+
+    factors: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "factors", tuple(float(f) for f in self.factors))
+        if not self.factors or min(self.factors) <= 0:
+            raise ValueError(f"scale factors must be positive numbers, got {self.factors}")
+
+    def matrix(self, generator=None):
+        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
+        return _magnification(_choose(self.factors, generator))
+
+
+@dataclass(frozen=True)
+class RandomRotate(_AboutCentre):
     """Rotate about the centre by an angle drawn from `degrees` (Lucid: -10, -9, ..., 10); same size."""
 
     degrees: tuple
@@ -357,18 +361,9 @@ class RandomRotate:
             raise ValueError(f"rotation angles must lie in [-180, 180] degrees, got a range up to "
                              f"{max(abs(d) for d in self.degrees):g}: beyond 180 a turn repeats a smaller one")
 
-    def __call__(self, images, generator=None):
-        return _affine(images, self.matrix(generator), GREY)
-
     def matrix(self, generator=None):
         """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
         return _rotation(_choose(self.degrees, generator))
-
-    def coordinates(self, height, width, generator=None):
-        return _about_centre(self.matrix(generator), height, width)
-
-    def output_size(self, size):
-        return size
 
 
 @dataclass(frozen=True)
