@@ -62,12 +62,3 @@ def exercise_3():
         assert all(deeper < shallower for shallower, deeper in zip(values, values[1:])), changes[shift]
     assert changes[2][layers[-1]] < 0.2 * changes[2][layers[0]], changes[2]
     return changes
-
-
-if __name__ == "__main__":
-    import sys
-    import time
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

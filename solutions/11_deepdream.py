@@ -90,12 +90,3 @@ def exercise_3():
         print(f"channel {channel}: x{growth[channel]:.1f}, median channel x{growth.median():.2f}")
     assert min(selectivity.values()) > 2, selectivity
     return selectivity
-
-
-if __name__ == "__main__":
-    import sys
-    import time
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

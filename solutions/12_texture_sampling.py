@@ -79,11 +79,3 @@ def exercise_4():
     for label in rows:
         assert rows[label]["tiling seam"] > 1.5 * rows[label]["below row 16"], rows
     return rows
-
-
-if __name__ == "__main__":
-    import sys
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3", "exercise_4"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

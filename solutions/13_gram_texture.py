@@ -1,6 +1,4 @@
 """Reference solutions to the exercises of notebook 13 (instructor only; the student release leaves this folder out)."""
-import time
-
 from vizlib.gram_texture import (
     default_texture_weights, gram_distance, gram_matrix, random_filter_bank, synthesize_texture, texture_filter_bank,
     texture_sample,
@@ -92,11 +90,3 @@ def exercise_5():
               + ", ".join(f"{v:.4f}" for v in judge_scores(run.images, sample)))
     assert runs["adam"].losses[-1] > 20 * runs["lbfgs"].losses[-1]
     return runs
-
-
-if __name__ == "__main__":
-    import sys
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3", "exercise_4", "exercise_5"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

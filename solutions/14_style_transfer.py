@@ -5,8 +5,6 @@ the style), at the notebook's fast-mode size of 64 px. Each result is judged, as
 the loss did not optimise: edges against the content image, colours against the style image, and Gram matrices
 in a network the loss never used.
 """
-import time
-
 import torch
 
 from vizlib.gram_texture import default_texture_weights, gram_distance, gram_matrix, random_filter_bank
@@ -124,11 +122,3 @@ def exercise_4():
     assert overlap["mixed"][0] > overlap["cells only"][0], overlap
     assert overlap["mixed"][1] > overlap["hubble only"][1], overlap
     return overlap
-
-
-if __name__ == "__main__":
-    import sys
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3", "exercise_4"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

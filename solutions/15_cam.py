@@ -1,6 +1,4 @@
 """Reference solutions to the exercises of notebook 15 (instructor only; the student release leaves this folder out)."""
-import torch
-
 import vizlib
 from vizlib import course_data
 from vizlib.cam import cam_network, class_activation_maps, grad_cam
@@ -77,11 +75,3 @@ def exercise_4():
     print(f"pointing game: bilinear {scores['bilinear']:.3f}, nearest {scores['nearest']:.3f}")
     assert scores["nearest"] <= scores["bilinear"] + 0.02
     return scores
-
-
-if __name__ == "__main__":
-    import time
-    for name in ("exercise_1", "exercise_2", "exercise_3", "exercise_4"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

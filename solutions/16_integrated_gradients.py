@@ -70,11 +70,3 @@ def exercise_4():
     print(f"median gap: Gradient x Input {gxi.median():.1%}, IG ({STEPS} steps) {ig.median():.1%}")
     assert gxi.median() > 5 * ig.median() and gxi.median() > 0.1, (gxi, ig)
     return gxi, ig
-
-
-if __name__ == "__main__":
-    import time
-    for name in ("exercise_1", "exercise_2", "exercise_4"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

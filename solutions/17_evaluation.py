@@ -143,12 +143,3 @@ def exercise_4():
         values = [row[column] for row in scores.table.values()]
         assert max(values) - min(values) < 0.03, (column, values)
     return scores
-
-
-if __name__ == "__main__":
-    import sys
-    import time
-    for name in sys.argv[1:] or ("exercise_1", "exercise_2", "exercise_3", "exercise_4"):
-        start = time.time()
-        globals()[name]()
-        print(f"{name}: {time.time() - start:.1f} s")

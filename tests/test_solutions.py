@@ -7,6 +7,8 @@ Checks:
   cell directly followed by an instructor-tagged ``**Answer.**`` cell, and its Exercises cell is directly
   followed by an instructor-tagged ``**Answers to the exercises (instructor).**`` cell;
 - every ``exercise_K`` names an exercise that its notebook's Exercises cell has.
+
+One notebook's solutions at teaching quality: ``VIZLIB_FAST=0 pytest tests/test_solutions.py -k 14_style_transfer``.
 """
 
 import importlib.util

@@ -201,6 +201,9 @@ class FeatureImage(nn.Module):
 # Each transformation is called as t(images, generator) and draws its randomness from the
 # generator, once per batch. `output_size(size)` gives the side it returns for a `size`-px image.
 
+_IDENTITY = torch.eye(2, dtype=torch.float64)
+
+
 def _rotation(degrees):
     angle = math.radians(degrees)
     cos, sin = math.cos(angle), math.sin(angle)
@@ -210,10 +213,7 @@ def _rotation(degrees):
 
 
 def _magnification(factor):
-    return torch.eye(2, dtype=torch.float64) / factor
-
-
-_IDENTITY = torch.eye(2, dtype=torch.float64)
+    return _IDENTITY / factor
 
 
 def _about_centre(matrix, height, width):
