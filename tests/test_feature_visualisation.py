@@ -412,6 +412,29 @@ def test_lucids_chain_reads_each_output_pixel_where_its_steps_say(seed):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("n, height, threads", [(1, 24, 2), (1, 23, 2), (2, 9, 8), (3, 5, 8), (1, 3, 2), (4, 9, 2)])
+def test_resampling_in_strips_of_rows_is_one_grid_sample(n, height, threads):
+    """With more threads than images the resampling runs as strips of rows (_sample): the same values, and the
+    same gradient to float rounding, as one F.grid_sample, whether or not the strips divide the height."""
+    from vizlib.feature_visualisation import _sample
+
+    images = torch.rand(n, 3, height + 4, 19, generator=torch.Generator().manual_seed(n), requires_grad=True)
+    theta = torch.tensor([[0.9, 0.3, 0.05], [-0.3, 0.9, -0.1]]).expand(n, 2, 3)
+    grid = F.affine_grid(theta, [n, 3, height, 17], align_corners=False)
+    weights = torch.randn(n, 3, height, 17, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = _sample(images, grid)
+    finally:
+        torch.set_num_threads(before)
+    expected = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.equal(out, expected)
+    (grad,) = torch.autograd.grad((out * weights).sum(), images)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), images)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=0)
+
+
 def test_whole_pixel_shifts_stay_exact_and_a_grey_pad_and_jitters_are_one_cut():
     images = pattern(12)
     chain = Chain((Pad(3), Jitter(2), Jitter(4)))
