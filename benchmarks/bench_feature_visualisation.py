@@ -59,5 +59,5 @@ def comparisons():
             f"feature visualisation, random SqueezeNet, {n} image{'s' if n > 1 else ''} 224px{where}",
             (f"{STEPS}x forward+backward", _on_threads(threads, forward_backward)),
             (f"{STEPS} steps: Fourier, colour, chain", _on_threads(threads, feature_visualisation_steps)),
-            goal="speed-up >= 0.77 (parameterisation and chain add < 30%)", repeats=7,
+            goal="speed-up >= 0.77 (parameterisation and chain add < 30%)", repeats=15,
         )
