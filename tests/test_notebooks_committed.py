@@ -1,4 +1,4 @@
-"""Notebooks are committed clean: no outputs, no execution counts, a python3 kernel."""
+"""Notebooks are committed clean: no outputs, no execution counts, a python3 kernel, an id on every cell."""
 
 import json
 
@@ -20,6 +20,9 @@ def test_notebooks_are_numbered_in_teaching_order():
 def test_committed_without_outputs_and_with_a_kernel(path):
     notebook = json.loads(path.read_text())
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    # nbformat 4.5 requires cell ids (a missing one is a warning now, an error in later nbformat versions)
+    assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: a cell lacks an id or shares one"
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [], f"{path.name}: a cell has outputs"
