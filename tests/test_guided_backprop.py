@@ -2,10 +2,15 @@
 
 Oracles (where each homework region's expected values come from):
 - _ModifiedReLU.backward(): captum's GuidedBackprop and Deconvolution (and their neuron variants); the three
-  rules worked out by hand on one ReLU layer.
+  rules worked out by hand on one ReLU layer; for clipped ReLUs (nn.ReLU6, Hardtanh(0, t)), the backward pass of
+  a small network written out with tensor ops (transposed convolutions) and a hand-written autograd.Function in
+  torchvision's MobileNetV2, on inputs where some units pass the clip, and captum's ReLU maps where none does.
 """
 
+import copy
+import math
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -14,6 +19,7 @@ from captum.attr import (
     Deconvolution, GuidedBackprop, NeuronDeconvolution, NeuronGradient, NeuronGuidedBackprop,
 )
 from torch import nn
+from torchvision.models import mobilenet_v2
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.course_data import make_shapes
@@ -338,7 +344,7 @@ def test_a_functional_relu_is_an_error_not_a_wrong_map(relu, rule):
 def test_a_model_without_relu_modules_is_an_error():
     net = frozen(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                        nn.Linear(4, 2)))
-    with pytest.raises(ValueError, match="has none"):
+    with pytest.raises(ValueError, match=r"has no nn\.ReLU, nn\.ReLU6 or Hardtanh\(0, t\) module"):
         guided_backprop(net, torch.rand(1, 3, 8, 8), 0)
 
 
@@ -355,6 +361,204 @@ def test_torchvision_googlenet_style_functional_relu_is_caught():
         BasicConv2d(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)))
     with pytest.raises(FunctionalReLUError, match="relu"):
         deconvnet(net, torch.rand(1, 3, 8, 8), 0)
+
+
+# --- clipped ReLUs: nn.ReLU6 (MobileNet, EfficientNet-Lite) and Hardtanh(0, t) ----------------------------
+
+class ClippedNet(nn.Module):
+    """conv -> clipped ReLU -> conv -> clipped ReLU -> mean -> linear; `shared`: one activation module used twice."""
+
+    def __init__(self, make_act, shared):
+        super().__init__()
+        self.conv1, self.conv2, self.fc = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 8, 3, padding=1), nn.Linear(8, 4)
+        self.act1 = make_act()
+        self.act2 = self.act1 if shared else make_act()
+
+    def forward(self, x):
+        return self.fc(self.act2(self.conv2(self.act1(self.conv1(x)))).mean((2, 3)))
+
+
+CLIPPING = (30.0, 4.0)  # weight gains that drive a few percent of each layer's inputs above 6 on images in [0, 1]
+
+
+def clipped_net(make_act, *, shared=True, gains=(1.0, 1.0), dtype=torch.float64):
+    """A seeded, frozen ClippedNet (float64, so the hand-written backward pass agrees to 1e-6 at any gain)."""
+    net = frozen(lambda: ClippedNet(make_act, shared)).to(dtype)
+    with torch.no_grad():
+        for conv, gain in zip((net.conv1, net.conv2), gains):
+            conv.weight.mul_(gain), conv.bias.mul_(gain)
+    return net
+
+
+def clipped_images(count=3, size=10, seed=1, dtype=torch.float64):
+    return torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def through_clipped_relu(g, x, rule, t):
+    """The gradient a rule sends back through min(max(x, 0), t), given the gradient g from above."""
+    open_ = ((0 < x) & (x < t)).to(g.dtype)   # where the clipped ReLU has slope 1
+    positive = (g > 0).to(g.dtype)
+    return {"plain": g * open_, "deconvnet": g * positive, "guided": g * positive * open_}[rule]
+
+
+def inputs_of_the_clipped_relus(net, images, t):
+    """The two activation inputs of ClippedNet, computed with functional ops."""
+    z1 = F.conv2d(images, net.conv1.weight, net.conv1.bias, padding=1)
+    z2 = F.conv2d(z1.clamp(0, t), net.conv2.weight, net.conv2.bias, padding=1)
+    return z1, z2
+
+
+def clipped_net_backwards_by_hand(net, images, classes, rule, t, *, t_backward=None):
+    """The class-score gradient of ClippedNet, the chain written out backwards with tensor ops (no autograd).
+
+    t_backward: the clip the rule uses going backwards (default t); math.inf gives the rule that ignores it.
+    """
+    t_backward = t if t_backward is None else t_backward
+    z1, z2 = inputs_of_the_clipped_relus(net, images, t)
+    h, w = z2.shape[2:]
+    g = (net.fc.weight[classes] / (h * w))[:, :, None, None].expand_as(z2)  # d score / d act(z2), via the mean
+    g = through_clipped_relu(g, z2, rule, t_backward)
+    g = F.conv_transpose2d(g, net.conv2.weight, padding=1)                  # conv2's transpose: d z2 / d act(z1)
+    g = through_clipped_relu(g, z1, rule, t_backward)
+    return F.conv_transpose2d(g, net.conv1.weight, padding=1)               # conv1's transpose: d z1 / d images
+
+
+@pytest.mark.parametrize("make_act, t", [
+    (nn.ReLU6, 6.0), (partial(nn.ReLU6, inplace=True), 6.0),
+    (partial(nn.Hardtanh, 0.0, 2.5), 2.5), (partial(nn.Hardtanh, 0.0, 2.5, inplace=True), 2.5),
+], ids=["ReLU6", "ReLU6 in place", "Hardtanh(0, 2.5)", "Hardtanh(0, 2.5) in place"])
+@pytest.mark.parametrize("rule", ["guided", "deconvnet", "plain"])
+def test_a_clipped_relu_used_twice_follows_the_rule_written_out_by_hand(rule, make_act, t):
+    net = clipped_net(make_act, gains=CLIPPING)
+    images, classes = clipped_images(), torch.tensor([0, 2, 3])
+    for z in inputs_of_the_clipped_relus(net, images, t):  # units above the clip, units inside it, at each use
+        assert ((z > t).double().mean() > 0.02) and ((0 < z) & (z < t)).double().mean() > 0.05
+    expected = clipped_net_backwards_by_hand(net, images, classes, rule, t)
+    if rule != "deconvnet":  # a rule that forgot the clip going backwards would fail here
+        ignoring_the_clip = clipped_net_backwards_by_hand(net, images, classes, rule, t, t_backward=math.inf)
+        assert (expected - ignoring_the_clip).abs().max() > 1e-2 * expected.abs().max()
+    before = fingerprint(net)
+    ours = class_gradient(net, images, classes, rule=rule)
+    assert_unchanged(net, before)
+    assert_close(ours, expected)
+    assert expected.abs().sum() > 0
+    _, calls = gradient_through_modified_relus(net, rule, images, classes)
+    assert calls == 2 * (rule != "plain")  # one module, two calls, both modified
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_relu6_below_its_clip_matches_captum_on_the_same_network_with_relu(rule):
+    relu6 = clipped_net(nn.ReLU6, dtype=torch.float32)
+    relu = clipped_net(nn.ReLU, shared=False, dtype=torch.float32)  # the same weights; captum needs one module per use
+    images, classes = clipped_images(4, 12, seed=2, dtype=torch.float32), torch.tensor([3, 1, 0, 2])
+    z1, z2 = inputs_of_the_clipped_relus(relu6, images, 6.0)
+    assert max(z1.max(), z2.max()) < 6 and min((z1 > 0).float().mean(), (z2 > 0).float().mean()) > 0.1
+    ours = class_gradient(relu6, images, classes, rule=rule)
+    assert_close(ours, captum(ORACLES[rule], relu, images, target=classes))
+    assert ours.abs().sum() > 0
+
+
+class _HandClippedReLU(torch.autograd.Function):
+    """min(max(x, 0), t) with `through_clipped_relu` as its backward pass: the oracle's ReLU6."""
+
+    @staticmethod
+    def forward(ctx, x, rule, t):
+        ctx.save_for_backward(x)
+        ctx.rule, ctx.t = rule, t
+        return x.clamp(0, t)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return through_clipped_relu(g, x, ctx.rule, ctx.t), None, None
+
+
+class _HandReLU6(nn.Module):
+    def __init__(self, rule, above_6):
+        super().__init__()
+        self.rule, self.above_6 = rule, above_6
+
+    def forward(self, x):
+        self.above_6.append(int((x > 6).sum()))  # how many units of this call the clip holds
+        return _HandClippedReLU.apply(x, self.rule, 6.0)
+
+
+def with_hand_relu6(model, rule, above_6):
+    """A copy of `model` whose every nn.ReLU6 is a _HandReLU6."""
+    oracle = copy.deepcopy(model)
+    for parent in list(oracle.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.ReLU6):
+                setattr(parent, name, _HandReLU6(rule, above_6))
+    return oracle
+
+
+def clipping_mobilenet_v2():
+    """A random MobileNetV2 whose BatchNorms are calibrated on random images with a scale of 3: each ReLU6
+    input is then about N(0, 9), a few percent above 6 (untouched, they vanish with depth and never reach 6)."""
+    torch.manual_seed(3)
+    model = mobilenet_v2(weights=None, num_classes=10)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = None  # running statistics = those of the calibration batch
+                module.weight.fill_(3.0)
+        model.train()(torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(5)))
+    return model.eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_torchvision_mobilenet_v2_with_in_place_relu6_matches_the_rule_by_hand(rule):
+    model = clipping_mobilenet_v2()
+    relu6s = [m for m in model.modules() if isinstance(m, nn.ReLU6)]
+    assert relu6s and all(m.inplace for m in relu6s) and not any(isinstance(m, nn.ReLU) for m in model.modules())
+    images, classes = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4)), torch.tensor([1, 7])
+    above_6 = []
+    oracle = with_hand_relu6(model, rule, above_6)
+    pixels = images.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(oracle(pixels).gather(1, classes[:, None]).sum(), pixels)
+    assert len(above_6) == 35 and all(above_6)  # every ReLU6 call holds some units at the clip
+    before = fingerprint(model)
+    ours = class_gradient(model, images, classes, rule=rule)
+    assert_unchanged(model, before)
+    torch.testing.assert_close(ours, expected, atol=1e-6 * expected.abs().max().item(), rtol=0)
+    assert expected.abs().sum() > 0
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_a_hardtanh_that_is_not_a_relu_is_refused_and_the_model_left_alone(rule):
+    images = clipped_images()
+    mixed = clipped_net(nn.ReLU6, shared=False)
+    mixed.act2 = nn.Hardtanh(-1.0, 1.0)  # one among clipped ReLUs is refused as well
+    for net, name in ((clipped_net(partial(nn.Hardtanh, -1.0, 1.0)), "act1"), (mixed, "act2")):
+        before = fingerprint(net)
+        with pytest.raises(ValueError, match=rf"min_val != 0, which is not a ReLU: '{name}' \(Hardtanh\(min_val=-1"):
+            class_gradient(net, images, 0, rule=rule)
+        assert_unchanged(net, before)
+        assert torch._C._len_torch_function_stack() == 0
+        pixels = images.clone().requires_grad_(True)
+        (plain,) = torch.autograd.grad(net(pixels)[:, 0].sum(), pixels)
+        assert_close(class_gradient(net, images, 0, rule="plain"), plain)  # the plain gradient needs no rule
+
+
+def test_a_relu6_model_is_left_as_found_after_an_exception_midway():
+    net = frozen(lambda: nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU6(inplace=True), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU6(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)))
+    images = torch.rand(2, 3, 8, 8)
+    before = fingerprint(net)
+    guided = guided_backprop(net, images, 1)
+    assert_unchanged(net, before)
+    net.insert(2, Boom())  # after one ReLU6 has run
+    with pytest.raises(RuntimeError, match="midway"):
+        guided_backprop(net, images, 1)
+    del net[2]
+    assert_unchanged(net, before)
+    assert torch._C._len_torch_function_stack() == 0
+    assert torch.equal(guided_backprop(net, images, 1), guided)  # no rule or input left over from the failed call
+    pixels = images.clone().requires_grad_(True)
+    (plain,) = torch.autograd.grad(net(pixels)[:, 1].sum(), pixels)
+    assert_close(plain, class_gradient(net, images, 1, rule="plain"))  # the ordinary gradient is back
 
 
 # --- pictures -----------------------------------------------------------------------------------

@@ -1,15 +1,23 @@
 """Guided backpropagation (Springenberg et al. 2015) and the deconvnet (Zeiler & Fergus 2014).
 
 Both are the gradient of a score with respect to the pixels, computed with a different
-rule for going backwards through each ReLU. With `g` the gradient arriving from above
-and `x` the ReLU's input:
+rule for going backwards through each ReLU. With `g` the gradient arriving from above,
+`x` the ReLU's input and `t` its upper clip (none for `nn.ReLU`, 6 for `nn.ReLU6`, as in
+MobileNet and EfficientNet-Lite, `t` for `nn.Hardtanh(0, t)`):
 
-    plain gradient   g * (x > 0)             the chain rule
-    deconvnet        g * (g > 0)             ignores which units were on in the forward pass
-    guided backprop  g * (g > 0) * (x > 0)   both: only positive signal through active units
+    plain gradient   g * (0 < x < t)             the chain rule
+    deconvnet        g * (g > 0)                 ignores which units were on in the forward pass
+    guided backprop  g * (g > 0) * (0 < x < t)   both: only positive signal through active units
 
-- `modified_relus(model, rule)`: a context manager; inside it, every `nn.ReLU` module of
-  the model that runs builds a graph whose backward pass follows `rule`.
+A unit clipped at `t` is as flat as one below 0, so it counts as off. A Hardtanh whose
+`min_val` is not 0 (the usual Hardtanh(-1, 1)) lets negative values through: it is not a
+ReLU, neither paper says what its rule would be, and leaving it with its plain backward
+pass would mix two rules in one map without saying so; so `modified_relus` refuses a
+model that has one (ValueError naming it).
+
+- `modified_relus(model, rule)`: a context manager; inside it, every ReLU module of the
+  model (`nn.ReLU`, `nn.ReLU6`, `nn.Hardtanh(0, t)`) that runs builds a graph whose
+  backward pass follows `rule`.
 - `guided_backprop`, `deconvnet`: class-score maps (N, 3, H, W); `class_gradient` takes the
   rule as an argument, `channel_gradient` the same for a channel of an intermediate layer.
 - `gradient_image`: a signed gradient as a picture (grey = 0), normalised per image.
@@ -19,22 +27,24 @@ and `x` the ReLU's input:
 
 How the rule is installed. A forward-pre hook on each ReLU module keeps the module's
 input `x` and hands the module `x.detach()`, so the module computes its output outside
-the graph (an in-place ReLU, as in SqueezeNet, AlexNet and VGG, overwrites the memory it
-would have overwritten anyway); the forward hook then returns `_ModifiedReLU.apply(x,
-output)`: the same values, attached to `x` in the graph by a backward pass that follows
-the rule. Inputs waiting for their forward hook sit on a stack local to the `with`
-block, never on the module, so one ReLU module used in several places (as in
-torchvision's ResNet) gets each use right. All hooks are removed when the block ends,
-even on error; no module is swapped and no flag is changed.
+the graph (an in-place ReLU, as in SqueezeNet, AlexNet, VGG and MobileNet, overwrites the
+memory it would have overwritten anyway); the forward hook then returns
+`_ModifiedReLU.apply(x, output, rule, t)`: the same values, attached to `x` in the graph
+by a backward pass that follows the rule. Inputs waiting for their forward hook sit on a
+stack local to the `with` block, never on the module, so one ReLU module used in several
+places (as in torchvision's ResNet) gets each use right. All hooks are removed when the
+block ends, even on error; no module is swapped and no flag is changed.
 
 Hooks only see ReLUs that are modules. A ReLU applied as a function inside `forward`
-(`F.relu`, `torch.relu`, `x.relu()`, as in torchvision's GoogLeNet) would silently keep
-its plain backward pass and give a map that is neither guided backprop nor a gradient.
-So while the block runs, a `TorchFunctionMode` (which sees every torch function called
-from Python) watches for ReLU-like functions called outside a ReLU module's own forward
-and stops with `FunctionalReLUError` naming the call and the line that made it.
+(`F.relu`, `torch.relu`, `x.relu()`, as in torchvision's GoogLeNet; `F.relu6`,
+`F.hardtanh`) would silently keep its plain backward pass and give a map that is neither
+guided backprop nor a gradient. So while the block runs, a `TorchFunctionMode` (which sees
+every torch function called from Python) watches for ReLU-like functions called outside a
+ReLU module's own forward and stops with `FunctionalReLUError` naming the call and the
+line that made it.
 """
 
+import math
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,12 +71,14 @@ class FunctionalReLUError(TypeError):
 
 
 class _ModifiedReLU(torch.autograd.Function):
-    """max(x, 0) forwards; backwards, the deconvnet or the guided-backprop rule."""
+    """min(max(x, 0), t) forwards; backwards, the deconvnet or the guided-backprop rule."""
 
     @staticmethod
-    def forward(ctx, x, output, rule):
-        # `output` is max(x, 0), computed by the ReLU module itself; `x` links to the graph.
-        ctx.rule = rule
+    def forward(ctx, x, output, rule, t):
+        # `output` is min(max(x, 0), t), computed by the ReLU module itself (t = inf for nn.ReLU);
+        # `x` links to the graph. The output is kept, not x: an in-place ReLU has overwritten x,
+        # and 0 < output < t exactly where 0 < x < t.
+        ctx.rule, ctx.t = rule, t
         ctx.save_for_backward(output)
         return output
 
@@ -76,12 +88,13 @@ class _ModifiedReLU(torch.autograd.Function):
         # BEGIN SOLUTION
         grad_input = grad_output.clamp(min=0)       # deconvnet: pass positive signal only
         if ctx.rule == "guided":
-            grad_input *= output.sign()             # guided: ...and only through units that were on
+            on = (output > 0) & (output < ctx.t)    # 0 < x < t: a unit held at its clip t is off too
+            grad_input *= on                        # guided: ...and only through units that were on
         # END SOLUTION
-        return grad_input, None, None
+        return grad_input, None, None, None
 
 
-# ReLU-like functions that hooks on nn.ReLU modules cannot reach when called directly.
+# ReLU-like functions that hooks on ReLU modules cannot reach when called directly.
 _RELU_FUNCTIONS = {
     F.relu: "F.relu", torch.relu: "torch.relu", torch.relu_: "torch.relu_", torch.Tensor.relu: "Tensor.relu",
     torch.Tensor.relu_: "Tensor.relu_", F.relu6: "F.relu6", F.hardtanh: "F.hardtanh", F.hardtanh_: "F.hardtanh_",
@@ -108,9 +121,10 @@ class _FunctionalReLUGuard(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _RELU_FUNCTIONS and not self.state.inside_relu_module:
             raise FunctionalReLUError(
-                f"the model calls {_RELU_FUNCTIONS[func]} as a function (at {_caller_line()}), not through an nn.ReLU "
-                f"module; the {self.state.rule!r} rule replaces the backward pass of ReLU modules only, "
-                "so this map would be silently wrong. Use nn.ReLU modules in the model's forward."
+                f"the model calls {_RELU_FUNCTIONS[func]} as a function (at {_caller_line()}), not through an nn.ReLU, "
+                f"nn.ReLU6 or Hardtanh(0, t) module; the {self.state.rule!r} rule replaces the backward pass of ReLU "
+                "modules only, so this map would be silently wrong. Use nn.ReLU (or nn.ReLU6) modules in the model's "
+                "forward."
             )
         return func(*args, **(kwargs or {}))
 
@@ -126,6 +140,20 @@ class _RuleState:
         return bool(self.pending)
 
 
+def _clip(module):
+    """t for a ReLU module clipped at t (inf for nn.ReLU), None for any other module."""
+    if isinstance(module, nn.ReLU):
+        return math.inf
+    if isinstance(module, nn.Hardtanh) and module.min_val == 0:  # nn.ReLU6 is Hardtanh(0, 6)
+        return module.max_val
+    return None
+
+
+def is_relu(module):
+    """Whether the rules apply to `module`: nn.ReLU, nn.ReLU6 or nn.Hardtanh(0, t)."""
+    return _clip(module) is not None
+
+
 def _check_rule(rule):
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
@@ -135,21 +163,34 @@ def _check_rule(rule):
 def modified_relus(model, rule="guided"):
     """Inside the block, forward passes through `model` build graphs whose ReLUs follow `rule`.
 
-    rule: "guided", "deconvnet" or "plain" (nothing is changed). Yields an object whose
-    `calls` counts the ReLU module calls modified. Only the forward pass must run inside
-    the block; the gradient can be taken after it. A ReLU applied as a function during
-    the block raises FunctionalReLUError; a model without any nn.ReLU module, ValueError.
+    rule: "guided", "deconvnet" or "plain" (nothing is changed). The ReLU modules are
+    nn.ReLU, nn.ReLU6 and nn.Hardtanh(0, t). Yields an object whose `calls` counts the
+    ReLU module calls modified. Only the forward pass must run inside the block; the
+    gradient can be taken after it. A ReLU applied as a function during the block raises
+    FunctionalReLUError; a model without any ReLU module, or with a Hardtanh whose
+    min_val is not 0, ValueError.
     """
     _check_rule(rule)
     state = _RuleState(rule)
     if rule == "plain":
         yield state
         return
-    relus = [module for module in network(model).modules() if isinstance(module, nn.ReLU)]
+    modules = list(network(model).named_modules())
+    # A Hardtanh that does not start at 0 passes negative values: no ReLU rule fits it, and
+    # leaving it with its plain backward pass would mix two rules in one map without a word.
+    not_relus = [f"{name or 'the model'!r} ({module})" for name, module in modules
+                 if isinstance(module, nn.Hardtanh) and _clip(module) is None]
+    if not_relus:
+        raise ValueError(
+            f"the {rule!r} rule is defined for ReLUs (nn.ReLU, nn.ReLU6, Hardtanh(0, t)), and this model has a "
+            f"Hardtanh with min_val != 0, which is not a ReLU: {', '.join(not_relus)}"
+        )
+    relus = [module for _, module in modules if _clip(module) is not None]
     if not relus:
         raise ValueError(
-            f"the {rule!r} rule modifies nn.ReLU modules, and this model has none: its map would be the "
-            "plain gradient (if it applies ReLU as a function, F.relu, use nn.ReLU modules instead)"
+            f"the {rule!r} rule modifies ReLU modules, and this model has no nn.ReLU, nn.ReLU6 or Hardtanh(0, t) "
+            "module: its map would be the plain gradient (if it applies ReLU as a function, F.relu, use nn.ReLU "
+            "modules instead)"
         )
 
     def keep_input(module, args):
@@ -165,7 +206,7 @@ def modified_relus(model, rule="guided"):
         if args[0] is not given:
             raise RuntimeError("ReLU hooks out of step: a ReLU module's forward-pre and forward hooks did not pair up")
         state.calls += 1
-        return _ModifiedReLU.apply(x, output, rule)
+        return _ModifiedReLU.apply(x, output, rule, _clip(module))
 
     with temporary_hooks() as handles, _FunctionalReLUGuard(state):
         for module in relus:
