@@ -7,7 +7,6 @@ Oracles (where each homework region's expected values come from):
   convolution run directly rather than through hooks.
 """
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -230,16 +229,21 @@ def test_a_fractional_class_is_refused_not_truncated(course):
         class_visualization(course, [2.7], show_progress=False)
 
 
+def sized(input_size):
+    """A model of this input size, for settings that read nothing else."""
+    return VizModel(nn.Identity(), name="sized", class_names="ab", input_size=input_size, mean=(0,) * 3, std=(1,) * 3)
+
+
 def test_settings_are_scaled_to_the_input_size():
-    small, large = settings_for(SimpleNamespace(input_size=64)), settings_for(SimpleNamespace(input_size=224))
+    small, large = settings_for(sized(64)), settings_for(sized(224))
     assert (small.max_jitter, large.max_jitter) == (5, 16)
     assert large.blur_sigma == pytest.approx(0.5 * 224 / 64)
     assert large.l2 == pytest.approx(small.l2 * (64 / 224) ** 2)
-    assert settings_for(SimpleNamespace(input_size=64), objective="unit").l2 < small.l2
-    plain = settings_for(SimpleNamespace(input_size=64), regularized=False, steps=7)
+    assert settings_for(sized(64), objective="unit").l2 < small.l2
+    plain = settings_for(sized(64), regularized=False, steps=7)
     assert (plain.l2, plain.max_jitter, plain.blur_every, plain.value_percentile, plain.steps) == (0, 0, 0, 0, 7)
     with pytest.raises(ValueError, match="objective"):
-        settings_for(SimpleNamespace(input_size=64), objective="pixel")
+        settings_for(sized(64), objective="pixel")
 
 
 def test_shift_rescale_by_hand():

@@ -8,27 +8,39 @@ result or a clear error, and leaves the input and the model as they were.
 """
 
 import copy
+import inspect
 import traceback
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from model_state import assert_unchanged, fingerprint
 from test_imagenet_path import (
-    TECHNIQUES, class_score_input_gradient, diverse_feature_visualisation, fire_activations, top5_classes,
+    TECHNIQUES, class_score_input_gradient, diverse_feature_visualisation, fire_activations, random_resnet18,
+    top5_classes,
 )
 import vizlib
 from vizlib import models
 from vizlib.adversarial import fgsm
+from vizlib.arguments import predict
+from vizlib.cam import feature_map_layers, grad_cam
 from vizlib.course_data import make_shapes
+from vizlib.deepdream import deepdream
+from vizlib.gradient_ascent import check_unit, settings_for
 from vizlib.guided_backprop import guided_backprop
 from vizlib.images import load_sample_image
+from vizlib.inversion import default_layers
+from vizlib.layers import layer_for
 from vizlib.occlusion import occlusion
 from vizlib.saliency import saliency, smoothgrad
-from vizlib.wrapper import VizModel, check_model, checks_inputs, freeze, network
+from vizlib.wrapper import (
+    DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD, VizModel, as_viz_model, check_model, checks_inputs, freeze,
+    network, wrap,
+)
 
 
 def test_the_wrapper_is_one_class_wherever_it_is_imported_from():
@@ -208,6 +220,298 @@ def test_every_public_function_taking_a_model_and_images_starts_with_the_entry_c
     unchecked = [name for name, function in functions.items()
                  if name not in CHECKED_OTHERWISE and not hasattr(function, "checked_inputs")]
     assert unchecked == []
+
+
+# --- a user's own network: vizlib.wrap ---------------------------------------------------------
+
+
+class SmallClassifier(nn.Module):
+    """conv -> batch norm -> ReLU -> global average pool -> linear: 4 classes at any size. Records what it is
+    fed on each call: (input, in training mode?, gradients enabled?)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.relu = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU()
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(6, 4)
+        self.fed = []
+
+    def forward(self, x):
+        self.fed.append((x.detach().clone(), self.training, torch.is_grad_enabled()))
+        return self.fc(self.pool(self.relu(self.bn(self.conv(x)))).flatten(1))
+
+
+def small_classifier():
+    """Seeded, as a user builds it: in training mode, its parameters requiring grad."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return SmallClassifier()
+
+
+def channels(values):
+    return torch.tensor(values).view(1, 3, 1, 1)
+
+
+def test_wrap_is_public():
+    assert vizlib.wrap is wrap and "wrap" in vizlib.__all__
+
+
+def test_wraps_defaults_are_torchvisions_imagenet_normalisation_and_size():
+    """The oracle: the preprocessing torchvision states for its ImageNet classifiers (no download needed)."""
+    transforms = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert (IMAGENET_MEAN, IMAGENET_STD, DEFAULT_INPUT_SIZE) == (
+        tuple(transforms.mean), tuple(transforms.std), transforms.crop_size[0])
+    assert (models.IMAGENET_MEAN, models.IMAGENET_STD) == (IMAGENET_MEAN, IMAGENET_STD)  # one normalisation in vizlib
+    assert inspect.signature(wrap).parameters["mean"].default == IMAGENET_MEAN
+
+
+def test_wrap_normalises_by_default_as_the_network_by_hand():
+    net = small_classifier()
+    model = wrap(net)
+    assert (model.name, model.input_size, model.class_names) == (
+        "smallclassifier", 224, ("class 0", "class 1", "class 2", "class 3"))
+    images = torch.rand(3, 3, 20, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net((images - channels(IMAGENET_MEAN)) / channels(IMAGENET_STD))
+        torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_wrap_takes_the_options_it_is_given():
+    net = small_classifier()
+    model = wrap(net, class_names=["cat", "dog", "fox", "owl"], input_size=32, mean=[0.5, 0.4, 0.3],
+                 std=torch.tensor([0.25, 0.2, 0.1]), name="mine")
+    assert (model.name, model.input_size, model.class_names) == ("mine", 32, ("cat", "dog", "fox", "owl"))
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = net((images - channels([0.5, 0.4, 0.3])) / channels([0.25, 0.2, 0.1]))
+        torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("input_size, side", [(None, 224), (40, 40)])
+def test_wrap_counts_the_classes_on_one_zero_image_in_eval_mode_without_gradients(input_size, side):
+    net = small_classifier()
+    wrap(net, input_size=input_size)
+    ((pixels, training, grad_enabled),) = net.fed
+    assert pixels.shape == (1, 3, side, side) and not training and not grad_enabled
+    # the zero image, normalised: what the network sees of black pixels
+    torch.testing.assert_close(pixels, (-channels(IMAGENET_MEAN) / channels(IMAGENET_STD)).expand(1, 3, side, side))
+
+
+def test_wrap_keeps_the_networks_dtype_and_device():
+    net = small_classifier().double()
+    model = wrap(net, input_size=16)
+    assert model.mean.dtype == model.std.dtype == torch.float64 and model.device == net.fc.weight.device
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        scores = model(images)   # float32 pixels, normalised in float64 as the network computes
+        expected = net((images.double() - channels(IMAGENET_MEAN).double()) / channels(IMAGENET_STD).double())
+    assert scores.dtype == torch.float64
+    torch.testing.assert_close(scores, expected)
+
+
+def test_wrap_freezes_the_network_in_place_and_shares_it():
+    net = small_classifier()
+    statistics = net.bn.running_mean.clone(), net.bn.running_var.clone()
+    assert net.training and all(p.requires_grad for p in net.parameters())
+    model = wrap(net)
+    assert model.net is net   # not a copy: the user's own module, in eval mode and without parameter gradients
+    assert not any(module.training for module in net.modules())
+    assert not any(p.requires_grad for p in net.parameters())
+    assert torch.equal(net.bn.running_mean, statistics[0]) and torch.equal(net.bn.running_var, statistics[1])
+
+
+class Returns(nn.Module):
+    """A 1x1 convolution to 2 channels, then `make` of its output: networks whose output is not class scores."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.conv, self.make = nn.Conv2d(3, 2, 1), make
+
+    def forward(self, x):
+        return self.make(self.conv(x))
+
+
+def fixed_size_network():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+
+
+BAD_WRAPS = {
+    "a function": (lambda: (lambda x: x), {}, TypeError,
+                   r"net must be a torch.nn.Module \(an image classifier\), got function: <function"),
+    "a tensor": (lambda: torch.zeros(3), {}, TypeError, r"net must be a torch.nn.Module .*got Tensor: tensor"),
+    "a mean of 1 value": (small_classifier, dict(mean=(0.5,)), ValueError,
+                          r"mean must have 3 values, one per RGB channel, got 1: \(0.5,\)"),
+    "a scalar mean": (small_classifier, dict(mean=0.5), ValueError, r"mean must have 3 values, .*got 1: 0.5"),
+    "a std of 4 values": (small_classifier, dict(std=[0.2] * 4), ValueError,
+                          r"std must have 3 values, one per RGB channel, got 4"),
+    "a std of 0": (small_classifier, dict(std=(0.2, 0.0, 0.2)), ValueError,
+                   r"std must be positive in every channel \(images are divided by it\), got \(0.2, 0.0, 0.2\)"),
+    "a negative std": (small_classifier, dict(std=(-0.2, 0.2, 0.2)), ValueError, "std must be positive"),
+    "a NaN mean": (small_classifier, dict(mean=(0.5, float("nan"), 0.5)), ValueError, "mean must be finite"),
+    "a mean of words": (small_classifier, dict(mean=("a", "b", "c")), TypeError, "mean must be 3 numbers"),
+    "a str std": (small_classifier, dict(std="0.2"), TypeError, "std must be 3 numbers"),
+    "2 class names for 4 classes": (small_classifier, dict(class_names=["cat", "dog"]), ValueError,
+                                    "2 class names given, but the network scores 4 classes"),
+    "class names in one str": (small_classifier, dict(class_names="abcd"), TypeError,
+                               "class_names must be a list or tuple of str, one per class, got str"),
+    "class indices for names": (small_classifier, dict(class_names=[0, 1, 2, 3]), TypeError,
+                                "class_names must be str"),
+    "input size 0": (small_classifier, dict(input_size=0), ValueError, "input_size must be a positive int or None"),
+    "input size 2.5": (small_classifier, dict(input_size=2.5), TypeError, "input_size must be a positive int"),
+    "a name that is not a str": (small_classifier, dict(name=3), TypeError, "name must be a str, got int"),
+    "an empty name": (small_classifier, dict(name=""), ValueError, "name must not be empty"),
+    "feature maps": (lambda: Returns(lambda y: y), {}, ValueError,
+                     r"the network must return class scores, a float tensor \(N, classes\); for one 224x224 "
+                     r"zero image it returned a torch.float32 tensor of shape \(1, 2, 224, 224\) \(feature maps"),
+    "a tuple": (lambda: Returns(lambda y: (y.mean((2, 3)), y)), {}, ValueError,
+                r"the network must return class scores, .* it returned a tuple, not a tensor$"),
+    "integer scores": (lambda: Returns(lambda y: y.mean((2, 3)).long()), {}, ValueError,
+                       r"the network must return class scores, .* returned a torch.int64 tensor of shape \(1, 2\)$"),
+    "one score per image": (lambda: Returns(lambda y: y.mean((1, 2, 3))), {}, ValueError,
+                            r"the network must return class scores, .* returned a torch.float32 tensor of shape "
+                            r"\(1,\)$"),
+    "a network for another size": (fixed_size_network, {}, ValueError,
+                                   r"the network cannot run on a 224x224 image \(the default input_size\); "
+                                   r"pass the input_size it takes: mat1 and mat2"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_WRAPS)
+def test_a_bad_wrap_is_a_clear_error_and_leaves_the_network_as_it_was(case):
+    make, options, error, message = BAD_WRAPS[case]
+    net = make()
+    before = fingerprint(net) if isinstance(net, nn.Module) else None
+    with pytest.raises(error, match=r"^vizlib\.wrap: " + message):
+        wrap(net, **options)
+    if before is not None:
+        assert_unchanged(net, before)   # in training mode still, where it was, and its flags as they were
+
+
+def test_a_network_for_another_size_is_wrapped_at_its_size():
+    assert wrap(fixed_size_network(), input_size=8).class_names == ("class 0", "class 1")
+
+
+def test_wrap_hands_a_viz_model_back_unchanged_and_refuses_new_options(course):
+    assert wrap(course) is course
+    before = fingerprint(course)
+    for options, named in ((dict(mean=(0.5,) * 3), "mean"), (dict(name="x", input_size=32), "input_size, name")):
+        with pytest.raises(ValueError, match=rf"already wrapped \(VizModel 'course'\), so {named} cannot be set "
+                                             r"again; wrap its network instead: vizlib.wrap\(model.net, ...\)"):
+            wrap(course, **options)
+    assert_unchanged(course, before)
+
+
+def test_a_name_from_the_layer_table_gives_every_technique_its_layers():
+    assert layer_for(wrap(random_resnet18(), name="resnet18"), "grad_cam") == "layer4"
+    unnamed = wrap(random_resnet18())
+    assert unnamed.name == "resnet"
+    with pytest.raises(ValueError, match="no default grad_cam layers for model 'resnet'.*name the layers yourself"):
+        layer_for(unnamed, "grad_cam")
+
+
+# --- a bare module: taken as given, one rule everywhere -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet_images():
+    return torch.cat([load_sample_image(name, size=64) for name in ("astronaut", "chelsea")])
+
+
+def gradient_map(network, images, classes):
+    """Saliency by hand: |d score / d pixel|, the largest over the colour channels."""
+    pixels = images.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(network(pixels).gather(1, classes[:, None]).sum(), pixels)
+    return grad.abs().amax(1)
+
+
+def test_a_bare_module_gets_the_stated_defaults_and_stays_as_it_was():
+    net = small_classifier().eval()
+    before = fingerprint(net)
+    model = as_viz_model(net, size=(12, 10))
+    assert model.net is net and isinstance(model, VizModel)
+    assert (model.name, model.input_size) == ("smallclassifier", 224)
+    assert model.mean.flatten().tolist() == [0.0] * 3 and model.std.flatten().tolist() == [1.0] * 3
+    assert model.class_names == ("class 0", "class 1", "class 2", "class 3")
+    assert net.fed[-1][0].shape == (1, 3, 12, 10) and not net.fed[-1][2]   # counted on one zero image of that size
+    assert torch.equal(net.fed[-1][0], torch.zeros(1, 3, 12, 10))            # as given: not normalised
+    assert as_viz_model(model) is model
+    assert_unchanged(net, before)
+    assert all(p.requires_grad for p in net.parameters())   # nothing frozen
+    with pytest.raises(TypeError, match=r"expected a torch.nn.Module such as .*vizlib.wrap\(net\), got str"):
+        as_viz_model("resnet18")
+
+
+def test_the_entry_check_hands_a_technique_a_bare_module_behind_the_wrapper(course):
+    seen = []
+
+    @checks_inputs("images")
+    def technique(model, images):
+        seen.append(model)
+
+    net = small_classifier().eval()
+    technique(net, torch.rand(1, 3, 9, 7))
+    assert isinstance(seen[-1], VizModel) and seen[-1].net is net
+    assert net.fed[-1][0].shape == (1, 3, 9, 7)   # classes counted before the technique ran, at its images' size
+    technique(course, torch.rand(1, 3, 64, 64))
+    assert seen[-1] is course
+
+
+def test_a_bare_network_is_taken_as_given_and_a_wrapped_one_normalised(resnet_images):
+    bare = random_resnet18().eval()
+    wrapped = wrap(copy.deepcopy(bare))
+    as_given = wrap(copy.deepcopy(bare), mean=(0, 0, 0), std=(1, 1, 1))
+    classes = torch.tensor([3, 500])
+    before = fingerprint(bare)
+    maps = saliency(bare, resnet_images, classes)
+    torch.testing.assert_close(maps, gradient_map(bare, resnet_images, classes))
+    torch.testing.assert_close(saliency(wrapped, resnet_images, classes), gradient_map(
+        lambda x: bare((x - channels(IMAGENET_MEAN)) / channels(IMAGENET_STD)), resnet_images, classes),
+        rtol=1e-4, atol=1e-6)
+    # the stated defaults: the bare network is `wrap(net, mean=(0, 0, 0), std=(1, 1, 1))`, unfrozen
+    torch.testing.assert_close(maps, saliency(as_given, resnet_images, classes), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grad_cam(bare, resnet_images, "layer4", classes, show_progress=False),
+                               grad_cam(as_given, resnet_images, "layer4", classes, show_progress=False),
+                               rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(predict(bare, resnet_images).classes, bare(resnet_images).argmax(1))
+    assert_unchanged(bare, before)
+
+
+def test_a_bare_module_in_training_mode_is_refused_naming_eval_and_wrap(resnet_images):
+    net = random_resnet18()   # as torchvision hands it out
+    before = fingerprint(net)
+    with pytest.raises(ValueError, match=r"training mode \(bn1, .*call model.eval\(\) first \(or wrap it: "
+                                         r"vizlib.wrap\(net\) freezes it\)"):
+        saliency(net, resnet_images)
+    assert_unchanged(net, before)
+
+
+def test_a_bare_feature_network_runs_where_no_class_is_needed_and_takes_no_class():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).eval()
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 0.6 + 0.2
+    dreamed = deepdream(net, images, "1", octaves=1, steps=2, show_progress=False)
+    assert dreamed.shape == images.shape and not torch.equal(dreamed, images)
+    with pytest.raises(ValueError, match=r"the model scores no classes \(its output is not \(N, classes\) "
+                                         r"scores\), so it takes no class indices, got \[0, 0\]"):
+        saliency(net, images, 0)
+    with pytest.raises(ValueError, match=r"returned shape \(2, 4, 16, 16\) for 2 images, not class scores"):
+        saliency(net, images)
+
+
+def test_a_bare_module_returning_no_tensor_is_a_clear_error():
+    net = Returns(lambda y: (y.mean((2, 3)), y)).eval()
+    with pytest.raises(ValueError, match=r"model: a bare Returns must return a tensor, class scores \(N, classes\) "
+                                         "or feature maps; for one zero image it returned a tuple, not a tensor"):
+        saliency(net, torch.rand(1, 3, 8, 8))
+
+
+def test_the_helpers_that_read_the_wrapper_take_a_bare_module_by_the_same_rule():
+    bare = random_resnet18().eval()
+    assert settings_for(bare) == settings_for(wrap(copy.deepcopy(bare)))   # both 224 px
+    assert "layer4" in feature_map_layers(bare)
+    assert check_unit(bare, "layer4", [0, 511])[0] == "layer4"
+    assert default_layers(bare) == default_layers(wrap(copy.deepcopy(bare)))
+    with pytest.raises(ValueError, match="no default grad_cam layers"):   # a bare module is in no table
+        layer_for(bare, "grad_cam")
 
 
 # --- the sweep: every technique of the registry, on every odd input -----------------------------

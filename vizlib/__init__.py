@@ -5,7 +5,8 @@ Core modules (used by every notebook):
     images      conversion at the edge, the offline sample images
     course_data the course dataset: shapes on natural clutter, with masks
     datasets    images for a model: course data, Imagenette, offline photographs
-    wrapper     the model wrapper (VizModel), layers by name, the entry check of every technique
+    wrapper     the model wrapper (VizModel), `wrap` for a network of your own, layers by name,
+                the entry check of every technique (and its one rule for a bare module)
     models      the course model and torchvision ImageNet models, wrapped
     hooks       hooks that always clean up, running a network only as far as a layer
     layers      which layers each technique reads on each model: one table, one lookup
@@ -29,11 +30,11 @@ from vizlib.config import FAST, describe, fast_or, pick_device, progress, seed_e
 from vizlib.hooks import capture_activations
 from vizlib.images import check_images, load_sample_image, to_image_tensor
 from vizlib.models import is_trained, load_model, pick_model
-from vizlib.wrapper import VizModel, get_layer, layer_names
+from vizlib.wrapper import VizModel, get_layer, layer_names, wrap
 
 __all__ = [
     "FAST", "describe", "fast_or", "pick_device", "progress", "seed_everything",
     "capture_activations", "get_layer", "layer_names",
     "check_images", "load_sample_image", "to_image_tensor",
-    "VizModel", "is_trained", "load_model", "pick_model",
+    "VizModel", "is_trained", "load_model", "pick_model", "wrap",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import as_viz_model, checks_inputs
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -46,10 +46,10 @@ def check_batch_size(batch_size):
 def check_classes(model, classes, n=None):
     """Class indices as a LongTensor of length n; an int is used for every image.
 
-    `model` is a model with `class_names`, or the number of classes itself. With n=None
-    the indices are taken as given (one or more).
+    `model` is a model (a bare module's classes are counted as `vizlib.wrapper.as_viz_model`
+    says), or the number of classes itself. With n=None the indices are taken as given (one or more).
     """
-    count = model if isinstance(model, int) else len(model.class_names)
+    count = model if isinstance(model, int) else len(as_viz_model(model).class_names)
     raw = torch.as_tensor(classes)
     if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
         raise TypeError(f"class indices must be integers, got {raw.dtype} values {raw.flatten()[:8].tolist()}")
@@ -62,6 +62,9 @@ def check_classes(model, classes, n=None):
         classes = classes.expand(n)
     if classes.numel() != n:
         raise ValueError(f"got {classes.numel()} class indices for {n} images")
+    if n and count == 0:
+        raise ValueError("the model scores no classes (its output is not (N, classes) scores), so it takes no "
+                         f"class indices, got {classes.tolist()}")
     if n and (classes.min() < 0 or classes.max() >= count):
         raise ValueError(f"class index out of range: valid indices are 0 to {count - 1}, got {classes.tolist()}")
     return classes
@@ -81,9 +84,9 @@ def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     """The model's view of `images`, without gradients: a Prediction.
 
     classes=None: each image's top class, its score and probability. Given classes
-    (one int for all, or one per image): their scores and probabilities. A network
-    without `class_names` (any module returning (N, classes) scores) works with
-    classes=None. Images go through the model `batch_size` at a time.
+    (one int for all, or one per image): their scores and probabilities. A bare network
+    (any module returning (N, classes) scores) is taken as given, unnormalised, as every
+    function takes it (vizlib.wrapper). Images go through the model `batch_size` at a time.
     """
     batch_size = check_batch_size(batch_size)
     if classes is not None:
@@ -93,6 +96,9 @@ def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
         return Prediction(torch.zeros(0, dtype=torch.long, device=images.device), empty, empty)
     with torch.no_grad():
         logits = torch.cat([model(chunk) for chunk in images.split(batch_size)])
+    if logits.dim() != 2:
+        raise ValueError(f"the model returned shape {tuple(logits.shape)} for {len(images)} images, not class scores "
+                         "(N, classes): it predicts no class")
     if classes is None:
         classes = logits.argmax(1)
     index = classes[:, None].to(logits.device)

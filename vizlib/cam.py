@@ -34,13 +34,14 @@ from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_class
 from vizlib.config import progress
 from vizlib.guided_backprop import guided_backprop
 from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
-from vizlib.wrapper import VizModel, checks_inputs, freeze
+from vizlib.wrapper import VizModel, as_viz_model, checks_inputs, freeze
 
 MODES = ("bilinear", "nearest")
 
 
 def feature_map_layers(model):
     """Names of the layers whose output is a feature map (N, C, h, w), probed on one grey image."""
+    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
     size = model.input_size
     probe = torch.full((1, 3, size, size), 0.5, device=model.device)
     shapes = {}
@@ -230,4 +231,5 @@ def cam_network(model, images, labels, *, layer="features.relu5", steps=200, wei
     cam_model = VizModel(net, name=f"{model.name}-cam", class_names=model.class_names,
                          input_size=model.input_size, mean=model.mean.flatten().tolist(),
                          std=model.std.flatten().tolist())
+    cam_model.trained = getattr(model, "trained", True)     # a trunk of random weights stays random
     return freeze(cam_model.to(model.device))

@@ -13,6 +13,7 @@ from vizlib import config
 from vizlib.course_data import make_shapes
 from vizlib.images import center_crop_resize, load_sample_image, to_image_tensor
 from vizlib.models import DOWNLOAD_COMMAND, WeightsNotAvailableError
+from vizlib.wrapper import as_viz_model
 
 # Every colour photograph scikit-image and scikit-learn ship that loads offline (skimage's `cat` is
 # `chelsea` again; its eagle, lily and skin need a download): scenes an ImageNet model has classes
@@ -94,6 +95,7 @@ def images_for_model(model, n, *, seed=0, split="held_out"):
     - an ImageNet model: Imagenette validation images when downloaded (ImageNet labels,
       no masks), else the offline photographs (no labels), at the model's input size.
     """
+    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
     if model.name == "course":
         return make_shapes(n, split, seed)
     try:

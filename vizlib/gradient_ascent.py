@@ -38,7 +38,7 @@ from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import as_viz_model, checks_inputs
 
 GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")
@@ -79,6 +79,7 @@ def settings_for(model, *, objective="class", regularized=True, **changes):
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
     if not regularized:
         return AscentSettings(**changes)
     scale = model.input_size / 64
@@ -190,6 +191,7 @@ def check_unit(model, layer, channels, position=None, *, image_size=None):
     The layer's output shape is found with one forward pass of a grey image. A layer
     with a flat output (N, C), such as a fully connected one, takes channels but no position.
     """
+    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
     name, _ = get_layer(model, layer)
     shape = _probe_shape(model, name, image_size or model.input_size)
     if len(shape) not in (2, 4):

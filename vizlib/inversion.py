@@ -15,7 +15,7 @@ from torch import nn
 
 from vizlib.hooks import forward_to, get_layer
 from vizlib.optim import optimize_image, total_variation
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import checks_inputs, network
 
 
 @checks_inputs("images", "reference")
@@ -29,7 +29,7 @@ def relative_feature_error(model, images, reference, layer):
 
 def default_layers(model, count=4):
     """`count` ReLU layers spread evenly from the first to the last: shallow to deep."""
-    relus = [name for name, module in model.net.named_modules() if isinstance(module, nn.ReLU)]
+    relus = [name for name, module in network(model).named_modules() if isinstance(module, nn.ReLU)]
     if len(relus) <= count:
         return relus
     step = (len(relus) - 1) / (count - 1)
