@@ -252,7 +252,8 @@ def test_untrained_like_is_the_same_architecture_freshly_initialised(course):
     assert torch.equal(filters.filter_weights(fresh), filters.filter_weights(filters.untrained_like(course, seed=3)))
     assert not torch.equal(filters.filter_weights(fresh), filters.filter_weights(filters.untrained_like(course, seed=4)))
     assert not fresh.training and not any(p.requires_grad for p in fresh.parameters())
-    with pytest.raises(ValueError, match="known: course, squeezenet1_1"):
+    assert course.trained and not fresh.trained     # vizlib.is_trained skips the claims that need training on it
+    with pytest.raises(ValueError, match="known: course, .*squeezenet1_1"):
         filters.untrained_like(nn.Conv2d(3, 4, 3))
     assert_unchanged(course, before)
 

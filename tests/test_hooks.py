@@ -129,25 +129,81 @@ def test_layer_features_ends_where_the_last_requested_layer_runs_not_where_it_is
     assert_unchanged(model, before)
 
 
-def test_layer_features_of_a_module_that_runs_twice_is_its_latest_output_before_the_end():
+def test_a_module_that_runs_twice_gives_its_first_call_in_every_function():
     from tiny_networks import out_of_order_network
-    from vizlib.hooks import layer_features
+    from vizlib.hooks import forward_to, layer_features
 
-    model = out_of_order_network()
+    model = out_of_order_network()      # early -> relu -> late -> relu -> head
     net = model.net
     images = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
         first_relu = torch.relu(net.early((images - model.mean) / model.std))
         second_relu = torch.relu(net.late(first_relu))
-    # "early" has run once "relu" has run: the pass ends after relu's first call
-    assert torch.allclose(layer_features(model, images, ["relu", "early"])["relu"], first_relu, atol=1e-6)
-    # "late" runs between relu's two calls: the pass ends at late, with relu's first output
-    assert torch.allclose(layer_features(model, images, ["relu", "late"])["relu"], first_relu, atol=1e-6)
-    # asked alone under both names (name and module), relu ends the pass at its first call
-    alone = layer_features(model, images, ["relu", net.relu])
+    assert not torch.allclose(first_relu.mean(), second_relu.mean())     # the two calls differ
+    before = fingerprint(model)
+    # the pass may end at the first call, between the calls or after the second: always the first call
+    for others in ([], ["early"], ["late"], ["head"]):
+        assert torch.allclose(layer_features(model, images, ["relu"] + others)["relu"], first_relu, atol=1e-6), others
+    alone = layer_features(model, images, ["relu", net.relu])          # the same module under name and object
     assert list(alone) == ["relu"] and torch.allclose(alone["relu"], first_relu, atol=1e-6)
-    # "head" runs after relu's second call: relu gives that latest output
-    assert torch.allclose(layer_features(model, images, ["relu", "head"])["relu"], second_relu, atol=1e-6)
+    assert torch.allclose(forward_to(model, images, "relu"), first_relu, atol=1e-6)
+    with capture_activations(model, ["relu", "late"]) as acts:
+        model(images)                   # the whole pass: relu's second call comes after late's
+        assert torch.allclose(acts["relu"], first_relu, atol=1e-6)
+        model(images.flip(-1))          # each pass records its own first call
+        with torch.no_grad():
+            flipped = torch.relu(net.early((images.flip(-1) - model.mean) / model.std))
+        assert torch.allclose(acts["relu"], flipped, atol=1e-6)
+        net.relu(second_relu)           # a module called on its own, outside a pass: every call counts
+        assert torch.equal(acts["relu"], second_relu)
+    assert_unchanged(model, before)
+
+
+def test_first_call_is_counted_afresh_after_a_pass_that_raised():
+    from tiny_networks import out_of_order_network
+
+    model = out_of_order_network()
+    images = torch.rand(1, 3, 8, 8)
+    before = fingerprint(model)
+
+    def failing_hook(module, inputs, output):
+        raise RuntimeError("inside the pass")
+
+    other = torch.rand(1, 5, 8, 8) - 0.5
+    with capture_activations(model, "relu") as acts:
+        handle = model.layer("late").register_forward_hook(failing_hook)
+        with pytest.raises(RuntimeError, match="inside the pass"):
+            model(images)               # ends after relu's first call
+        handle.remove()
+        model.net.relu(other)           # the failed pass is over: a call on its own is recorded
+        assert torch.equal(acts["relu"], torch.relu(other))
+        model(images.flip(-1))
+        with torch.no_grad():
+            flipped = torch.relu(model.net.early((images.flip(-1) - model.mean) / model.std))
+        assert torch.allclose(acts["relu"], flipped, atol=1e-6)
+    assert_unchanged(model, before)
+
+
+def test_resnet_block_relu_means_the_same_tensor_in_every_function():
+    """ResNet-18's block calls its `relu` twice: the name means the first call (after bn1) everywhere, whatever
+    else is asked for; the block's own name means its output (after the second call)."""
+    from vizlib.hooks import forward_to, layer_features
+
+    model = random_imagenet_model("resnet18", seed=1)
+    images = torch.rand(2, 3, 64, 64)
+    before = fingerprint(model)
+    with torch.no_grad():
+        with capture_activations(model, ["layer1.0.bn1", "layer1.0.relu", "layer1.0"]) as acts:
+            model(images)
+        mid_block = torch.relu(acts["layer1.0.bn1"])
+        assert torch.allclose(acts["layer1.0.relu"], mid_block)
+        assert acts["layer1.0"].shape == mid_block.shape and not torch.allclose(acts["layer1.0"], mid_block)
+        assert torch.allclose(forward_to(model, images, "layer1.0.relu"), mid_block)
+        assert torch.allclose(layer_features(model, images, ["layer1.0.relu"])["layer1.0.relu"], mid_block)
+        deeper = layer_features(model, images, ["layer1.0.relu", "layer4"])
+        assert torch.allclose(deeper["layer1.0.relu"], mid_block)
+        assert torch.allclose(forward_to(model, images, "layer1.0"), acts["layer1.0"])
+    assert_unchanged(model, before)
 
 
 def test_layer_features_names_a_layer_that_never_runs():

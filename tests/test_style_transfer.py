@@ -13,9 +13,12 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from tiny_networks import feature_network
+from vizlib.gram_texture import default_layer_weights
+from vizlib.layers import layer_for, layers_for
+from vizlib.models import IMAGENET_MODELS, random_imagenet_model
 from vizlib.style_transfer import (
-    StyleTransferLoss, TransformNet, colour_histogram_intersection, content_loss, edge_correlation,
-    stylize, style_transfer,
+    CONTENT_LAYER, STYLE_WEIGHTS, StyleTransferLoss, TransformNet, colour_histogram_intersection, content_loss,
+    default_style_model, edge_correlation, stylize, style_transfer,
 )
 
 
@@ -126,6 +129,56 @@ def test_bad_input_is_a_clear_error(course, kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         style_transfer(course, **arguments)
     assert_unchanged(course, before)
+
+
+# ---------------------------------------------------------------------------------- defaults, on every model
+
+def test_defaults_come_from_the_layer_table_by_one_rule(course):
+    content, style = images(1, 64, 1), images(1, 64, 2)
+    alone = StyleTransferLoss(course, style)            # one network for both terms
+    assert alone.style_model is course and alone.content_layer == layer_for(course, "content")
+    assert alone.style_weights == {layer: 1.0 for layer in layers_for(course, "style")}
+    bank = default_style_model()
+    offline = StyleTransferLoss(course, style, style_model=bank)      # the filter bank: every one of its layers
+    assert offline.content_layer == CONTENT_LAYER and offline.style_weights == STYLE_WEIGHTS
+    assert STYLE_WEIGHTS == default_layer_weights(bank, "style") and CONTENT_LAYER == layer_for("course", "content")
+    for loss in (alone, offline):
+        terms = loss.terms(content, loss.content_targets(content))
+        assert terms["content"] == 0 and terms["style"] > 0
+
+
+def run_with_defaults(model, **options):
+    content, style = images(1, 64, 1), images(1, 64, 2)
+    result = style_transfer(model, content, style, steps=1, show_progress=False, **options)
+    assert result.images.shape == content.shape and np.isfinite(result.losses).all()
+    assert 0 <= result.images.min() and result.images.max() <= 1
+
+
+def test_runs_with_its_defaults_on_the_course_model_alone_and_with_the_filter_bank(course):
+    before = fingerprint(course)
+    run_with_defaults(course)
+    run_with_defaults(course, style_model=default_style_model())
+    assert_unchanged(course, before)
+
+
+@pytest.mark.parametrize("name", IMAGENET_MODELS)
+def test_runs_with_its_defaults_on_every_imagenet_architecture(name):
+    model = random_imagenet_model(name)
+    loss = StyleTransferLoss(model, images(1, 64, 2))
+    assert loss.content_layer == layer_for(name, "content") and list(loss.style_weights) == layers_for(name, "style")
+    run_with_defaults(model)
+
+
+def test_a_model_outside_the_table_names_its_layers_and_needs_no_content_layer_without_a_content_term():
+    model = feature_network()
+    content, style = images(1, 8, 1), images(1, 8, 2)
+    with pytest.raises(ValueError, match="no default style layers for model 'tiny'"):
+        style_transfer(model, content, style, steps=1, show_progress=False)
+    with pytest.raises(ValueError, match="no default content layers for model 'tiny'"):
+        style_transfer(model, content, style, style_weights={"1": 1.0}, steps=1, show_progress=False)
+    texture = style_transfer(model, content, style, content_weight=0.0, style_weights={"1": 1.0}, steps=1,
+                             show_progress=False)
+    assert texture.images.shape == content.shape
 
 
 def test_measures_against_plain_computations():

@@ -262,7 +262,8 @@ def untrained_like(model, seed=0):
 
     The course model gives `course_model(trained=False)`; an ImageNet model gives
     torchvision's architecture with `weights=None`. Seeded, frozen, on the model's
-    device; the global random state is left as it was.
+    device, marked `trained = False` (see vizlib.is_trained); the global random state
+    is left as it was.
     """
     from vizlib.models import IMAGENET_MODELS, course_model, random_imagenet_model
 

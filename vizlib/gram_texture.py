@@ -29,7 +29,7 @@ from vizlib.images import sample_crop
 from vizlib.layers import layers_for
 from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import checks_inputs, network
 
 # Texture samples cut from the offline images: name -> (image, (top, left, side)).
 TEXTURES = {
@@ -137,13 +137,19 @@ def style_loss(grams, target_grams, weights):
 # ----------------------------------------------------------------------------------------------
 # Synthesis
 
-def default_texture_weights(model):
-    """Weight 1 on the layers the course matches by default for this feature extractor.
+def default_layer_weights(model, role):
+    """Weight 1 on each layer whose Gram matrices `model` matches by default in `role` ("texture" or "style").
 
-    A filter bank matches every one of its layers; a named model, its "texture" layers in vizlib.layers.
+    A random filter bank matches every one of its layers (one depth, several scales: nothing to choose);
+    a named model, its `role` layers in vizlib.layers. Notebooks 13 (texture) and 14 (style) share this rule.
     """
-    layers = model.net.relu_names if isinstance(model.net, _FilterBank) else layers_for(model, "texture")
+    layers = network(model).relu_names if isinstance(network(model), _FilterBank) else layers_for(model, role)
     return {layer: 1.0 for layer in layers}
+
+
+def default_texture_weights(model):
+    """Weight 1 on the layers the course matches by default for this feature extractor (`default_layer_weights`)."""
+    return default_layer_weights(model, "texture")
 
 
 def texture_noise(shape, *, seed=0, contrast=0.1, device=None):
@@ -273,6 +279,10 @@ def random_filter_bank(kernel_sizes=(3, 5, 7, 11, 15), channels=64, seed=0, *, o
     Random filters need no training and no download, and at several scales their
     Gram matrices describe textures well (Ustyuzhaninov et al. 2017). Weights use
     PyTorch's default initialisation under `seed`; the global random state is restored.
+
+    The bank is marked `trained = False`, because its weights are random: `trained` says
+    what the weights are, not whether a claim holds. Its claims need no training, so a
+    notebook asserts them without `vizlib.is_trained`, which guards only claims that do.
     """
     if not kernel_sizes or any(int(k) != k or k < 1 or k % 2 == 0 for k in kernel_sizes):
         raise ValueError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
@@ -285,8 +295,9 @@ def random_filter_bank(kernel_sizes=(3, 5, 7, 11, 15), channels=64, seed=0, *, o
     finally:
         torch.random.set_rng_state(generator_state)
     name = "random filter bank" if octaves == 1 else f"random filter bank, {octaves} octaves"
-    return freeze(VizModel(bank, name=name, class_names=(), input_size=None,
-                           mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    model = VizModel(bank, name=name, class_names=(), input_size=None, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    model.trained = False
+    return freeze(model)
 
 
 def texture_filter_bank(seed=0):

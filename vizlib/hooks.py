@@ -4,13 +4,20 @@ Layers are named as in vizlib.wrapper (`get_layer`, `layer_names`, importable fr
 here too): the dotted names of the network's `named_modules()`, such as
 "features.conv3" on the course model or "features.12" on SqueezeNet.
 `forward_to` and `layer_features` run a network only as far as the layers asked for.
+
+A module that runs more than once in one forward pass (ResNet's blocks call their `relu`
+twice: after bn1, then after the residual sum) has one meaning in every function here: the
+output of its *first* call in each pass. Refusing such a module instead would need a whole
+forward pass to find out, which is what `forward_to` and `layer_features` exist to avoid.
+For another call, name a layer that runs once: "layer1.0" is the output of ResNet's block,
+its second ReLU. The layer table (vizlib.layers) names only layers that run once.
 """
 
 from contextlib import contextmanager
 
 from torch import nn
 
-from vizlib.wrapper import get_layer, layer_names
+from vizlib.wrapper import get_layer, layer_names, network
 
 
 @contextmanager
@@ -32,24 +39,40 @@ def temporary_hooks():
 def capture_activations(model, layers, *, detach=True):
     """Record the outputs of `layers` during forward passes inside the block.
 
-    Yields a dict {layer name: output of the latest forward pass}. Outputs are
-    cloned, so an in-place ReLU that follows a layer (as in SqueezeNet) cannot
-    overwrite what was stored; with detach=False they stay in the autograd graph,
-    so an objective built on them can be differentiated.
+    Yields a dict {layer name: output of the latest forward pass}; a module that runs
+    more than once in a pass gives its first call's output. Outputs are cloned, so an
+    in-place ReLU that follows a layer (as in SqueezeNet) cannot overwrite what was
+    stored; with detach=False they stay in the autograd graph, so an objective built
+    on them can be differentiated.
     """
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
-    resolved = [get_layer(model, layer) for layer in layers]
+    resolved = dict(get_layer(model, layer) for layer in layers)    # one hook per module, even if asked for twice
     activations = {}
+    recorded = []   # per forward pass of the network under way, the layers it has recorded
+
+    def start_pass(module, inputs):
+        recorded.append(set())
+
+    def end_pass(module, inputs, output):
+        if recorded:    # empty if an earlier pre-hook raised before start_pass ran
+            recorded.pop()
 
     def recorder(name):
         def hook(module, inputs, output):
+            if recorded:    # outside a pass of the whole network (a submodule called directly) every call counts
+                if name in recorded[-1]:
+                    return      # a later call of a module that runs more than once: the first call counts
+                recorded[-1].add(name)
             activations[name] = output.detach().clone() if detach else output.clone()
 
         return hook
 
     with temporary_hooks() as handles:
-        for name, module in resolved:
+        root = network(model)
+        handles.append(root.register_forward_pre_hook(start_pass))
+        handles.append(root.register_forward_hook(end_pass, always_call=True))     # even when the pass raises
+        for name, module in resolved.items():
             handles.append(module.register_forward_hook(recorder(name)))
         yield activations
 
@@ -61,8 +84,9 @@ class _StopForward(Exception):
 def forward_to(model, images, layer):
     """Run the model only as far as `layer` and return that layer's output.
 
-    The layers after it are skipped (a hook ends the pass), which saves their
-    time; the output stays in the autograd graph, so it can be differentiated.
+    The layers after it are skipped (a hook ends the pass at the layer's first call),
+    which saves their time; the output stays in the autograd graph, so it can be
+    differentiated.
     """
     _, module = get_layer(model, layer)
     captured = {}
@@ -88,7 +112,8 @@ def layer_features(model, images, layers):
     The end is found by running, not by where a layer is defined: a network may define
     its modules in another order than `forward` calls them. Layers that would run after
     the last requested one never do, and the features stay in the autograd graph. A
-    module that runs more than once before then gives its latest output.
+    module that runs more than once in a pass gives its first call's output, whatever
+    else is requested.
     """
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]

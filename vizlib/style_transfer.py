@@ -21,10 +21,16 @@ images; afterwards one forward pass stylises any image. Instance normalisation
 resize-then-convolve (no checkerboard artefacts of transposed convolutions) are
 what make it work at this size.
 
+The defaults follow one rule on every model: the content layer is the model's
+"content" layer in vizlib.layers; the style network is the model itself unless
+`style_model=` names a second one; the style weights are 1 on each of the style
+network's "style" layers, or on every layer of a random filter bank
+(vizlib.gram_texture.default_layer_weights, the rule of notebook 13's textures).
 Offline the course uses two loss networks side by side: the course model's
 features for the content and a bank of random multi-scale filters
-(vizlib.gram_texture.random_filter_bank) for the style. Pass `style_model=` to
-use a second network for the style terms; by default one model serves both.
+(`default_style_model()`) for the style, whose Gram matrices carry more of a
+photograph's style than the course model's; ask for it with
+`style_model=default_style_model()`.
 
 The training loop, and the command that trains the shipped network, are in
 vizlib.course.train_style_net (`make style-net`).
@@ -38,15 +44,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib import config
-from vizlib.gram_texture import gram_matrix, random_filter_bank, style_loss
+from vizlib.gram_texture import default_layer_weights, gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import get_layer, layer_features
 from vizlib.images import check_images, sample_crop
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
 from vizlib.wrapper import checks_inputs
 
-# The offline recipe: the course model's content layer, the layers of `default_style_model` for the style.
-# (VGG-19's layers, as in Gatys et al. 2016, are in vizlib.layers.)
+# The offline recipe, spelled out: the course model's content layer, and the layers of `default_style_model`
+# with weight 1, which are also what the defaults give for these two networks. (VGG-19's layers, as in
+# Gatys et al. 2016, are in vizlib.layers.)
 CONTENT_LAYER = layer_for("course", "content")
 STYLE_WEIGHTS = {"scale3.1": 1.0, "scale5.1": 1.0, "scale9.1": 1.0}
 CONTENT_WEIGHT, TV_WEIGHT = 5.0, 4.0
@@ -87,19 +94,21 @@ class StyleTransferLoss:
     object returns their sum. `content_targets(content)` computes the targets once.
     `terms_of_features` does the same from feature maps computed elsewhere. Each
     style weight is divided by mean G(s)^2 of its layer, so style weights near 1 and
-    a content weight of a few units balance.
+    a content weight of a few units balance. Defaults as in `style_transfer`.
     """
 
-    def __init__(self, model, style, *, content_layer=CONTENT_LAYER, style_weights=None,
+    def __init__(self, model, style, *, content_layer=None, style_weights=None,
                  content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None):
         check_images(style, name="style")
         if len(style) != 1:
             raise ValueError(f"style: expected one style image (1, 3, H, W), got a batch of {len(style)}")
         style_model = model if style_model is None else style_model
-        style_weights = dict(STYLE_WEIGHTS) if style_weights is None else style_weights
+        style_weights = default_layer_weights(style_model, "style") if style_weights is None else style_weights
         check_loss_weights(content_weight, style_weights, tv_weight)
+        if content_layer is None and content_weight > 0:    # without a content term, no content layer is needed
+            content_layer = layer_for(model, "content")
         self.model, self.style_model = model, style_model
-        self.content_layer = get_layer(model, content_layer)[0]
+        self.content_layer = get_layer(model, content_layer)[0] if content_layer is not None else None
         self.style_weights = {get_layer(style_model, name)[0]: w for name, w in style_weights.items() if w > 0}
         self.content_weight, self.tv_weight = content_weight, tv_weight
         with torch.no_grad():
@@ -151,15 +160,21 @@ class StyleTransferLoss:
 
 
 @checks_inputs("content", "style", "init", models=("model", "style_model"))
-def style_transfer(model, content, style, *, content_layer=CONTENT_LAYER, style_weights=None,
+def style_transfer(model, content, style, *, content_layer=None, style_weights=None,
                    content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None, init="content", steps=100,
                    lr=1.0, optimizer="lbfgs", seed=0, show_progress=None):
     """Optimise an image with `content`'s features and `style`'s Gram matrices; an OptimizationResult.
 
+    One rule for the defaults, on every model: `content_layer` is `layer_for(model, "content")`;
+    `style_model` None means `model` serves both terms; `style_weights` {layer of the style
+    model: weight} is 1 on each of its "style" layers in vizlib.layers, or on every layer when
+    it is a random filter bank (`default_layer_weights(style_model, "style")`). All style
+    weights zero is feature inversion. The offline recipe of notebook 14 is
+    `style_model=default_style_model()` with the course model.
+
     init: "content" (start from the content image), "noise" (seeded uniform noise)
-    or an image tensor of the content's shape. `style_weights` {layer of style_model:
-    weight} defaults to STYLE_WEIGHTS; all zero is feature inversion. L-BFGS runs on
-    a sigmoid parameterisation, so pixels stay in [0, 1] without clamping.
+    or an image tensor of the content's shape. L-BFGS runs on a sigmoid
+    parameterisation, so pixels stay in [0, 1] without clamping.
     """
     loss = StyleTransferLoss(model, style, content_layer=content_layer, style_weights=style_weights,
                              content_weight=content_weight, tv_weight=tv_weight, style_model=style_model)
