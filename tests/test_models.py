@@ -158,12 +158,13 @@ def test_missing_weights_fail_fast_naming_the_download_command(torch_cache, no_n
     assert time.perf_counter() - start < 5
 
 
-def test_pick_model_prefers_cached_imagenet_weights(torch_cache, capsys):
-    assert models.pick_model("auto", device="cpu").name == "course"
+def test_pick_model_prefers_cached_imagenet_weights_then_the_installed_ones(torch_cache, capsys):
+    assert models.pick_model("auto", device="cpu").name == "efficientnet_lite0"
     assert "make download" in capsys.readouterr().out
     fill_cache_with_random_squeezenet()
     assert models.pick_model("auto", device="cpu").name == "squeezenet1_1"
     assert "squeezenet1_1" in capsys.readouterr().out
+    assert models.pick_model("auto", default="course", device="cpu").name == "course"   # masks score its claims
     assert models.pick_model("course", device="cpu").name == "course"
     with pytest.raises(ValueError, match="available"):
         models.pick_model("imagenet")
@@ -195,10 +196,10 @@ def test_under_the_untrained_setting_every_cached_imagenet_model_is_a_stand_in(t
 
 
 def test_the_untrained_setting_with_the_course_model_is_an_error(torch_cache):
-    with pytest.raises(ValueError, match="VIZLIB_UNTRAINED.*course model"):
+    with pytest.raises(ValueError, match="VIZLIB_UNTRAINED.*course ships its trained weights"):
         models.pick_model("course", device="cpu", untrained=True)
     with pytest.raises(ValueError, match="VIZLIB_UNTRAINED"):
-        models.pick_model("auto", device="cpu", untrained=True)     # nothing cached: auto means the course model
+        models.pick_model("auto", device="cpu", untrained=True)     # nothing cached: auto means EfficientNet-Lite0
 
 
 def test_the_untrained_setting_is_read_from_the_environment_in_config_alone():
@@ -206,3 +207,29 @@ def test_the_untrained_setting_is_read_from_the_environment_in_config_alone():
     env = {**os.environ, "VIZLIB_UNTRAINED": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_every_model_built_with_random_weights_is_marked_so_and_is_trained_skips_its_claims(course, capsys):
+    """`trained` says what the weights are. The random filter banks are random by design: their own claims need no
+    training, so notebooks assert those without is_trained, which guards only claims that need it."""
+    from vizlib.filters import untrained_like
+    from vizlib.gram_texture import random_filter_bank, texture_filter_bank
+    from vizlib.style_transfer import default_style_model
+
+    assert course.trained and models.course_model(trained=True).trained
+    assert models.is_trained(course, "a claim that needs training")
+    assert "Skipped" not in capsys.readouterr().out
+    random_weights = {
+        "course model, trained=False": models.course_model(trained=False),
+        "course model, trained=False, seeded": models.course_model(trained=False, seed=1),
+        "random_imagenet_model": models.random_imagenet_model("squeezenet1_1"),
+        "untrained_like(course model)": untrained_like(course),
+        "untrained_like(ImageNet model)": untrained_like(models.random_imagenet_model("alexnet")),
+        "random_filter_bank": random_filter_bank(kernel_sizes=(3,), channels=2),
+        "texture_filter_bank": texture_filter_bank(),
+        "default_style_model": default_style_model(),
+    }
+    for kind, model in random_weights.items():
+        assert model.trained is False, kind
+        assert not models.is_trained(model, f"a claim on the {kind}"), kind
+        assert f"Skipped on random weights: a claim on the {kind}" in capsys.readouterr().out, kind

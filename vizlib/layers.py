@@ -38,12 +38,32 @@ LAYERS = {
         "inversion": ("features.relu1", "features.relu2", "features.relu3", "features.relu5", "classifier.relu"),
         "deepdream": ("features.relu4", "features.relu5"),
         "texture": ("features.relu1", "features.relu2", "features.relu3", "features.relu4"),
-        "content": "features.relu2",    # its style comes from a random filter bank (vizlib.style_transfer)
+        "content": "features.relu2",
+        # as its texture layers; notebook 14 shows that a random filter bank carries more of a photograph's style
+        "style": ("features.relu1", "features.relu2", "features.relu3", "features.relu4"),
         "grad_cam": "features.relu5",
         "cam_depths": ("features.relu2", "features.relu3", "features.relu4", "features.relu5"),
         "feature_depths": ("features.bn2", "features.bn3", "features.bn5"),
         "diversity": ("features.relu3", "features.bn4", "features.relu4"),
         "dissection": ("features.relu1", "features.relu2", "features.relu3", "features.relu4", "features.relu5"),
+    },
+    "efficientnet_lite0": {
+        # Stage outputs are the blocks' linear bottlenecks (no ReLU6), at 112, 56, 28, 14, 14, 7, 7 px
+        "features": "classifier.flatten",   # 1280: the pooled head, the input of fc
+        "patches": ("features.stage2", "features.stage3"),     # fields of 19 and 67 px
+        "gradient_ascent": "features.stage6",
+        "inversion": ("features.stem.relu", "features.stage3", "features.stage5", "features.head.relu"),
+        "deepdream": ("features.stage3", "features.stage5"),
+        "texture": ("features.stem.relu", "features.stage1", "features.stage2", "features.stage3",
+                    "features.stage4"),
+        "content": "features.stage3",
+        "style": ("features.stem.relu", "features.stage1", "features.stage2", "features.stage3", "features.stage4"),
+        "grad_cam": "features.head.relu",   # 1280 channels, 7x7 at 224 px
+        "cam_depths": ("features.stage3", "features.stage4", "features.stage6", "features.head.relu"),
+        "feature_depths": ("features.stage3", "features.stage5", "features.stage6"),
+        "diversity": ("features.stage4", "features.stage5.2.expand_bn", "features.stage5.2.expand_relu"),
+        "dissection": ("features.stem.relu", "features.stage2", "features.stage4", "features.stage6",
+                       "features.head.relu"),
     },
     "squeezenet1_1": {
         "features": "features",         # 512 channels of the last Fire module, before the 1x1 classifier conv
@@ -115,8 +135,10 @@ LAYERS = {
         "features": "avgpool",          # 512: the globally pooled features before fc
         "patches": ("layer1", "layer2"),
         "gradient_ascent": "layer4",
-        "inversion": ("relu", "layer2.0.relu", "layer3.0.relu", "layer4.1.relu"),
-        "deepdream": ("layer2.0.relu", "layer3.0.relu"),
+        # A block's `relu` runs twice (after bn1, then after the residual sum), so the rows name the block,
+        # whose output is its second ReLU's: the stem's ReLU, then blocks 3, 5 and 8 of 8, evenly spread.
+        "inversion": ("relu", "layer2.0", "layer3.0", "layer4.1"),
+        "deepdream": ("layer2.0", "layer3.0"),
         "texture": ("relu", "layer1", "layer2", "layer3"),
         "content": "layer2",
         "style": ("relu", "layer1", "layer2", "layer3"),
@@ -130,7 +152,7 @@ LAYERS = {
 
 # How the "features" layer's output becomes one vector per image: "flatten" keeps every value,
 # "mean" averages each channel over its positions (SqueezeNet's features are 13x13 maps).
-FEATURE_POOLING = {"course": "flatten", "squeezenet1_1": "mean", "alexnet": "flatten", "vgg16": "flatten",
+FEATURE_POOLING = {"course": "flatten", "efficientnet_lite0": "flatten", "squeezenet1_1": "mean", "alexnet": "flatten", "vgg16": "flatten",
                    "vgg19": "flatten", "resnet18": "flatten"}
 
 

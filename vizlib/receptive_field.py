@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from vizlib.efficientnet_lite import InvertedResidual, SamePadConv2d
 from vizlib.wrapper import get_layer, network
 
 __all__ = ["ReceptiveField", "receptive_field"]
@@ -63,7 +64,9 @@ def _sliding_window(module):
     """(kernel, stride, padding, dilation) per axis of a layer that slides a window, else None."""
     if isinstance(module, nn.Conv2d):
         kernel, dilation = _pair(module.kernel_size), _pair(module.dilation)
-        if module.padding == "valid":
+        if isinstance(module, SamePadConv2d):   # TensorFlow's "SAME": (k - s) // 2 before, on sizes s divides
+            padding = tuple((k - s) // 2 for k, s in zip(kernel, _pair(module.stride)))
+        elif module.padding == "valid":
             padding = (0, 0)
         elif module.padding == "same":  # PyTorch pads d * (k - 1) // 2 before, the rest after
             padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
@@ -123,6 +126,14 @@ def _branching_blocks():
     }
 
 
+def _paths(module):
+    """(trunk, branches, after) of a block with parallel paths, else None."""
+    if isinstance(module, InvertedResidual):   # EfficientNet-Lite's MBConv: its steps, plus the input if added
+        steps = list(InvertedResidual.STEPS)
+        return ([], [steps, []], []) if module.residual else (steps, [[]], [])
+    return _branching_blocks().get(type(module))
+
+
 def _chain_types():
     """Containers whose children run one after another in the order they were defined."""
     from torchvision.models import VGG, AlexNet, ResNet, SqueezeNet
@@ -131,7 +142,8 @@ def _chain_types():
 
 
 _KNOWN = ("Conv2d, MaxPool2d, AvgPool2d, element-wise layers (ReLU, BatchNorm2d, Dropout, ...), "
-          "nn.Sequential chains and the branching blocks Fire (SqueezeNet), BasicBlock and Bottleneck (ResNet)")
+          "nn.Sequential chains and the branching blocks Fire (SqueezeNet), BasicBlock and Bottleneck (ResNet) "
+          "and InvertedResidual (EfficientNet-Lite)")
 
 
 def _through(field, module, name):
@@ -144,9 +156,9 @@ def _through(field, module, name):
     if isinstance(module, _GLOBAL):
         raise ValueError(f"after {name!r} ({type(module).__name__}) a unit sees the whole image, or has no "
                          "position at all: choose a convolutional layer before it")
-    blocks = _branching_blocks()
-    if type(module) in blocks:
-        trunk, branches, after = blocks[type(module)]
+    paths = _paths(module)
+    if paths is not None:
+        trunk, branches, after = paths
         field = _through_names(field, module, trunk, name)
         field = _union([_through_names(field, module, branch, name) for branch in branches], name)
         return _through_names(field, module, after, name)
@@ -168,10 +180,10 @@ def _to_target(field, module, name, parts, target):
     """The field of the output of the descendant `parts` of `module`, given the field of its input."""
     if not parts:
         return _through(field, module, name)
-    blocks = _branching_blocks()
+    paths = _paths(module)
     child_name, rest = parts[0], parts[1:]
-    if type(module) in blocks:
-        trunk, branches, after = blocks[type(module)]
+    if paths is not None:
+        trunk, branches, after = paths
         occurrences = sum(part.count(child_name) for part in [trunk, after] + branches)
         if occurrences == 0:
             raise ValueError(f"cannot place {target!r} inside {type(module).__name__}")

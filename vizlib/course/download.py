@@ -9,14 +9,14 @@ ImageNet weights go to torchvision's own cache (torch.hub.get_dir()), Imagenette
 import argparse
 
 from vizlib.datasets import Imagenette
-from vizlib.models import IMAGENET_MODELS, cached_weights_path, imagenet_model
+from vizlib.models import TORCHVISION_MODELS, cached_weights_path, imagenet_model
 
 DEFAULT_MODELS = ("squeezenet1_1", "alexnet", "vgg19")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=list(DEFAULT_MODELS), choices=IMAGENET_MODELS)
+    parser.add_argument("--models", nargs="*", default=list(DEFAULT_MODELS), choices=TORCHVISION_MODELS)
     parser.add_argument("--no-imagenette", action="store_true", help="skip the Imagenette download")
     args = parser.parse_args(argv)
     for name in args.models:
