@@ -28,6 +28,7 @@ from vizlib.guided_backprop import (
     guided_backprop, modified_relus,
 )
 from vizlib.models import random_imagenet_model
+from vizlib.wrapper import VizModel, freeze
 
 ORACLES = {"guided": GuidedBackprop, "deconvnet": Deconvolution}
 NEURON_ORACLES = {"guided": NeuronGuidedBackprop, "deconvnet": NeuronDeconvolution, "plain": NeuronGradient}
@@ -587,3 +588,26 @@ def test_guided_backprop_changes_far_less_than_the_gradient_when_top_layers_are_
     assert plain[0] == guided[0] == 1
     assert torch.all(guided[1:] > plain[1:]), (plain, guided)
     assert 1 - plain[-1] >= 2 * (1 - guided[-1]), (plain, guided)  # the gradient changes at least twice as much
+
+
+def test_a_clipped_relu_neuron_is_the_strongest_below_the_clip():
+    """On ReLU6 the strongest units sit at 6, where every rule passes nothing back; the neuron is the strongest
+    unit below 6. Expected: the plain input gradient of that unit, found here by brute force over positions."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU6())
+    with torch.no_grad():
+        net[0].weight.mul_(8)
+    model = freeze(VizModel(net, name="clipped", class_names=(), input_size=8, mean=(0.5,) * 3, std=(0.25,) * 3))
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        outputs = net((images - 0.5) / 0.25)[:, 0]
+    assert ((outputs >= 6).flatten(1).any(1)).all() and ((outputs > 0) & (outputs < 6)).flatten(1).any(1).all()
+    ours = channel_gradient(model, images, "1", 0, rule="plain")
+    for i in range(len(images)):
+        below = [(value, p) for p, value in enumerate(outputs[i].flatten().tolist()) if value < 6]
+        _, position = max(below)
+        pixels = images[i:i + 1].clone().requires_grad_(True)
+        unit = net((pixels - 0.5) / 0.25)[0, 0].flatten()[position]
+        (expected,) = torch.autograd.grad(unit, pixels)
+        assert expected.abs().sum() > 0
+        assert torch.allclose(ours[i:i + 1], expected, atol=1e-6)

@@ -260,7 +260,7 @@ def deconvnet(model, images, classes=None):
     return class_gradient(model, images, classes, rule="deconvnet")
 
 
-def _channel_objective(activation, channel, reduce, layer):
+def _channel_objective(activation, channel, reduce, layer, clip=None):
     if activation.dim() not in (2, 4):
         raise ValueError(f"layer {layer!r} outputs shape {tuple(activation.shape)}; expected (N, C) or (N, C, H, W)")
     count = activation.shape[1]
@@ -270,7 +270,12 @@ def _channel_objective(activation, channel, reduce, layer):
         raise ValueError(f"channel {channel} out of range: layer {layer!r} has channels 0 to {count - 1}")
     values = activation[:, channel:channel + 1].flatten(1)  # (N, H*W), or (N, 1) for a linear layer
     if reduce == "max":
-        position = values.detach().argmax(1, keepdim=True)
+        # On a clipped ReLU (ReLU6) the strongest units sit at the clip, where every rule passes nothing
+        # back: the neuron is the strongest one below it.
+        ranked = values.detach()
+        if clip is not None:
+            ranked = ranked.masked_fill(ranked >= clip, -math.inf)
+        position = ranked.argmax(1, keepdim=True)
         return values.gather(1, position).squeeze(1)
     return values.mean(1)
 
@@ -281,17 +286,20 @@ def channel_gradient(model, images, layer, channel, *, rule="guided", reduce="ma
 
     The objective is the channel's activation at its strongest position in each image
     (reduce="max": one neuron, as in Zeiler & Fergus and Springenberg et al.) or its mean
-    over positions (reduce="mean"). For a fully connected layer, `channel` is a unit.
+    over positions (reduce="mean"). For a fully connected layer, `channel` is a unit. On a
+    clipped ReLU layer (ReLU6) the neuron is the strongest below the clip: one held at the
+    clip has a zero gradient under every rule.
     """
     _check_rule(rule)
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduce!r}")
-    name, _ = get_layer(model, layer)
+    name, module = get_layer(model, layer)
+    clip = _clip(module)        # inf for nn.ReLU, None for a layer that is not a ReLU
     pixels = _pixels(images)
     with torch.enable_grad():
         with modified_relus(model, rule), capture_activations(model, name, detach=False) as acts:
             model(pixels)
-        objective = _channel_objective(acts[name], channel, reduce, name)
+        objective = _channel_objective(acts[name], channel, reduce, name, clip)
         (grad,) = torch.autograd.grad(objective.sum(), pixels)
     return grad
 
