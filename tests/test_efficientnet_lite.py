@@ -54,11 +54,10 @@ def test_the_trained_weights_recognise_the_photographs(lite0, photographs):
     assert lite0.trained and lite0.input_size == 224 and len(lite0.class_names) == 1000
 
 
-def test_tensorflow_normalisation_is_the_one_the_weights_were_trained_with(photographs):
+def test_tensorflow_normalisation_is_the_one_the_weights_were_trained_with(lite0, photographs):
     """The model's own normalisation gives the photographs of ImageNet objects more confident right answers than
     torchvision's ImageNet mean and std would."""
-    net = efficientnet_lite.efficientnet_lite0().eval()
-    net.load_state_dict(efficientnet_lite.trained_state_dict())
+    net = lite0.net     # the network behind the wrapper, fed normalised pixels by hand
     imagenet_mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     imagenet_std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     objects = photographs[[PHOTOGRAPHS.index(name) for name in ("chelsea", "coffee", "stereo_motorcycle")]]

@@ -355,7 +355,7 @@ BAD_WRAPS = {
                                "class_names must be a list or tuple of str, one per class, got str"),
     "class indices for names": (small_classifier, dict(class_names=[0, 1, 2, 3]), TypeError,
                                 "class_names must be str"),
-    "input size 0": (small_classifier, dict(input_size=0), ValueError, "input_size must be a positive int or None"),
+    "input size 0": (small_classifier, dict(input_size=0), ValueError, "input_size must be a positive int"),
     "input size 2.5": (small_classifier, dict(input_size=2.5), TypeError, "input_size must be a positive int"),
     "a name that is not a str": (small_classifier, dict(name=3), TypeError, "name must be a str, got int"),
     "an empty name": (small_classifier, dict(name=""), ValueError, "name must not be empty"),

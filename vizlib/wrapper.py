@@ -53,7 +53,6 @@ import functools
 import inspect
 import itertools
 import math
-import numbers
 
 import torch
 from torch import nn
@@ -211,7 +210,9 @@ def wrap(net, *, class_names=None, input_size=None, mean=IMAGENET_MEAN, std=IMAG
     mean, std = _channel_values(mean, "mean"), _channel_values(std, "std")
     if min(std) <= 0:
         raise ValueError(f"vizlib.wrap: std must be positive in every channel (images are divided by it), got {std}")
-    size = DEFAULT_INPUT_SIZE if input_size is None else _positive_int(input_size, "input_size")
+    from vizlib.arguments import check_positive_int     # imported here: vizlib.arguments imports this module
+
+    size = DEFAULT_INPUT_SIZE if input_size is None else check_positive_int(input_size, "vizlib.wrap: input_size")
     if name is None:
         name = type(net).__name__.lower()
     elif not isinstance(name, str):
@@ -347,14 +348,6 @@ def _channel_values(values, name):
     if not all(math.isfinite(value) for value in flat):
         raise ValueError(f"vizlib.wrap: {name} must be finite, got {values!r}")
     return tuple(flat)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"vizlib.wrap: {name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"vizlib.wrap: {name} must be a positive int or None, got {value!r}")
-    return int(value)
 
 
 def _names(class_names):
