@@ -10,36 +10,26 @@ from torch import nn
 from model_state import assert_unchanged, fingerprint
 from public_api import public_callables
 from vizlib.arguments import (
-    check_batch_size, check_classes, check_positive, check_positive_int, predict, resolve_classes,
+    check_batch_size, check_classes, predict, resolve_classes,
 )
 from vizlib.course_data import make_shapes
 
 
-# ---------------------------------------------------------------- counts and sizes
+# ---------------------------------------------------------------- batch sizes (vizlib.counts has the rule)
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3), torch.tensor(2).item()])
-def test_positive_ints_pass_as_ints(value):
-    assert check_positive_int(value, "steps") == int(value)
-    assert type(check_batch_size(value)) is int
+def test_a_batch_size_passes_as_an_int(value):
+    checked = check_batch_size(value)
+    assert checked == int(value) and type(checked) is int
 
 
 @pytest.mark.parametrize("value, error", [
     (0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError), ("4", TypeError), (None, TypeError),
 ])
-def test_positive_int_refuses_with_one_wording(value, error):
-    with pytest.raises(error, match=rf"^steps must be a positive int, got {value!r}$"):
-        check_positive_int(value, "steps")
-    with pytest.raises(error, match="^batch_size must be a positive int"):
+def test_a_batch_size_is_refused_with_the_count_wording(value, error):
+    with pytest.raises(error, match=rf"^batch_size must be a positive int, got {value!r}$"):
         check_batch_size(value)
-
-
-def test_positive_number():
-    assert check_positive(0.25, "lr") == 0.25 and check_positive(3, "lr") == 3.0
-    for value, error in ((0, ValueError), (-1e-9, ValueError), (float("nan"), ValueError), (False, TypeError),
-                         ("1", TypeError)):
-        with pytest.raises(error, match="lr must be a positive number"):
-            check_positive(value, "lr")
 
 
 # ---------------------------------------------------------------- classes

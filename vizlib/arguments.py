@@ -4,38 +4,21 @@
   None (each image's predicted class), one int for every image, or one index per
   image. `check_classes` validates given indices, `resolve_classes` also fills in the
   prediction, and `predict` is the one place a model's prediction is computed.
-- Counts and sizes: `check_batch_size`, `check_positive_int`, `check_positive`.
+- Counts and sizes: `check_batch_size`, and `check_positive_int` and `check_positive`
+  from `vizlib.counts` (a module of its own so that the wrapper can use them too).
 
 Each check raises a TypeError for a value of the wrong kind and a ValueError for a
 value out of range, before any work is done.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 
+from vizlib.counts import check_positive, check_positive_int
 from vizlib.wrapper import as_viz_model, checks_inputs
 
 DEFAULT_BATCH_SIZE = 64
-
-
-def check_positive_int(value, name):
-    """`value` as an int, or a clear error unless it is a whole number of at least 1 (bool is not)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def check_positive(value, name):
-    """`value` as a float, or a clear error unless it is a real number above 0 (NaN is not)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def check_batch_size(batch_size):

@@ -57,6 +57,7 @@ import math
 import torch
 from torch import nn
 
+from vizlib.counts import check_positive_int
 from vizlib.images import check_images, values_checked
 
 # torchvision's normalisation of ImageNet images, which its classifiers were trained on (vizlib.models
@@ -210,8 +211,6 @@ def wrap(net, *, class_names=None, input_size=None, mean=IMAGENET_MEAN, std=IMAG
     mean, std = _channel_values(mean, "mean"), _channel_values(std, "std")
     if min(std) <= 0:
         raise ValueError(f"vizlib.wrap: std must be positive in every channel (images are divided by it), got {std}")
-    from vizlib.arguments import check_positive_int     # imported here: vizlib.arguments imports this module
-
     size = DEFAULT_INPUT_SIZE if input_size is None else check_positive_int(input_size, "vizlib.wrap: input_size")
     if name is None:
         name = type(net).__name__.lower()
