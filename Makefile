@@ -29,7 +29,7 @@ test: $(INSTALLED)
 
 # Every notebook on every torchvision architecture pick_model offers (SqueezeNet 1.1, AlexNet, VGG-16, VGG-19,
 # ResNet-18), offline: random stand-in weights in a temporary cache, claims that need training skipped with their
-# reason; and the EfficientNet-Lite0 runs too slow for `make test`.
+# reason.
 test-imagenet: $(INSTALLED)
 	$(BIN)/python -m pytest tests/test_imagenet_notebooks.py --imagenet-all
 

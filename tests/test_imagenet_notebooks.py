@@ -10,8 +10,7 @@ torchvision's cache path (what a user who ran `make download` gets) runs on stan
 planted where torchvision's cache keeps them (a temporary TORCH_HOME), with VIZLIB_UNTRAINED=1 so that claims that
 need training print that they are skipped. `make test` runs the tour (00) on SqueezeNet 1.1 and 01 on the AlexNet it
 asks `pick_model` for (13 and 14 ask for VGG-19, whose runs take over a minute: they are left to `make test-imagenet`);
-`make test-imagenet` (`--imagenet-all`) runs every notebook on every torchvision architecture `pick_model` offers,
-and the EfficientNet-Lite0 runs too slow for `make test` (SLOW_ON_EFFICIENTNET).
+`make test-imagenet` (`--imagenet-all`) runs every notebook on every torchvision architecture `pick_model` offers.
 """
 
 import json
@@ -28,11 +27,6 @@ from vizlib.config import REPO_ROOT
 from vizlib.models import TORCHVISION_MODELS, cached_weights_path
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# Runs on EfficientNet-Lite0 that `make test` leaves to `make test-imagenet`, and why.
-SLOW_ON_EFFICIENTNET = {
-    "16_integrated_gradients": "Integrated Gradients at 224 px runs many forward and backward passes per map: "
-                               "it passes, in 237 s in fast mode on an idle 2-core machine",
-}
 TIMEOUT = 1200  # seconds per notebook: VGG-19 at 224 px on two cores is slow even in fast mode
 
 
@@ -58,8 +52,7 @@ def runs(all_architectures):
         default = default_model(path)
         if default is not None:
             other = "efficientnet_lite0" if default == "course" else "course"
-            if all_architectures or other != "efficientnet_lite0" or path.stem not in SLOW_ON_EFFICIENTNET:
-                yield pytest.param(path, other, id=f"{path.stem}-{other}")
+            yield pytest.param(path, other, id=f"{path.stem}-{other}")
         if all_architectures:
             stand_ins = TORCHVISION_MODELS
         else:
@@ -116,4 +109,3 @@ def test_each_notebook_says_which_network_it_runs_on_by_default():
     picked = {path.name[:2]: picked_architectures(path) for path in NOTEBOOKS}
     assert picked["01"] == ["alexnet"] and picked["13"] == ["vgg19"] and picked["14"] == ["vgg19"]
     assert all(architecture in TORCHVISION_MODELS for found in picked.values() for architecture in found)
-    assert set(SLOW_ON_EFFICIENTNET) <= {path.stem for path in NOTEBOOKS}
