@@ -107,7 +107,7 @@ def test_pick_with_an_offset_is_the_pick_of_the_whole_ssd():
 # ---------------------------------------------------------------------------------------------
 
 
-def reference_efros_leung(sample, size, window, max_error, seed_position=(0, 0), tolerance=0.1):
+def reference_efros_leung(sample, size, window, max_error, seed_position=(0, 0)):
     """Efros & Leung's pseudocode with the best match always taken, in plain float64 loops.
 
     Pass after pass: the unfilled pixels with a filled 8-neighbour, most filled pixels in the
@@ -160,7 +160,7 @@ def reference_efros_leung(sample, size, window, max_error, seed_position=(0, 0),
                 filled[i, j] = True
                 progress = True
         if not progress:
-            threshold *= 1 + tolerance
+            threshold *= 1.1
             raises += 1
     return np.broadcast_to(image, (3, height, width)), raises
 
@@ -180,6 +180,18 @@ def test_strict_mode_without_randomness_is_the_pseudocode(make, window, sample_s
     assert result.threshold_raises == raises
     if max_error < 0.1:
         assert raises > 0
+
+
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_the_best_window_only_still_ends_when_no_pixel_passes(mode):
+    """tolerance=0 (always the best window) with a threshold below every error: the threshold grows by its own
+    factor, not by 1 + tolerance (which would be 1: a pass filling nothing, repeated forever)."""
+    sample = grey(10, 10, seed=3)
+    result = efros_leung(sample, 14, 5, mode=mode, tolerance=0, max_error=1e-6, seed=0, show_progress=False)
+    assert bool((result.source >= 0).all()) and result.threshold_raises > 0
+    slower = efros_leung(sample, 14, 5, mode=mode, tolerance=0, max_error=1e-6, threshold_growth=1.01, seed=0,
+                         show_progress=False)
+    assert slower.threshold_raises > result.threshold_raises      # smaller steps up to the same errors
 
 
 def test_batched_with_batches_of_one_is_the_strict_mode():
@@ -367,6 +379,11 @@ def test_bad_options_are_clear_errors():
         efros_leung(sample, 20, 5, seed_position=(14, 0))
     with pytest.raises(ValueError, match="max_error"):
         efros_leung(sample, 20, 5, max_error=0)
+    for growth in (1, 0.5, float("nan")):
+        with pytest.raises(ValueError, match="threshold_growth must be above 1"):
+            efros_leung(sample, 20, 5, threshold_growth=growth)
+    with pytest.raises(TypeError, match="threshold_growth must be a number"):
+        efros_leung(sample, 20, 5, threshold_growth="1.1")
     with pytest.raises(ValueError, match="init"):
         scanline_synthesis(sample, 20, 5, init=colour(16, 16))
     with pytest.raises(ValueError, match="masks"):

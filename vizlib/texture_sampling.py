@@ -40,6 +40,7 @@ pixels and by the number of channels), so the paper's error threshold 0.3 reads 
 same for grey and colour.
 """
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -50,8 +51,9 @@ from vizlib.config import progress
 from vizlib.images import check_images, sample_crop
 
 SIGMA_DIVISOR = 6.4          # Gaussian sigma = window / 6.4 (Efros & Leung 1999)
-TOLERANCE = 0.1              # candidates: SSD <= best * (1 + TOLERANCE)
-MAX_ERROR = 0.3              # accept a match only below this error; x (1 + TOLERANCE) when nothing passes
+TOLERANCE = 0.1              # candidates: SSD <= best * (1 + TOLERANCE), the paper's epsilon
+MAX_ERROR = 0.3              # accept a match only below this error (Efros's pseudocode)
+THRESHOLD_GROWTH = 1.1       # ... and raise it by this factor when a pass fills nothing (the same pseudocode)
 SEED_SIZE = 3                # Efros-Leung grows from a 3x3 seed patch
 
 
@@ -280,7 +282,8 @@ def _batches(rows, cols, batch_size, spacing):
 
 
 def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spacing=2, random=True,
-                tolerance=TOLERANCE, max_error=MAX_ERROR, seed=0, seed_position=None, show_progress=None):
+                tolerance=TOLERANCE, max_error=MAX_ERROR, threshold_growth=THRESHOLD_GROWTH, seed=0,
+                seed_position=None, show_progress=None):
     """Grow a texture of `size` (int or (H, W)) from `sample` (1, 3, h, w) (Efros & Leung 1999).
 
     A 3x3 patch of the sample (at `seed_position` (row, col), else at random) is put
@@ -289,7 +292,9 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
     score its known neighbourhood against every sample window (`windowed_ssd`, Gaussian
     sigma = window / 6.4), pick a window among those within (1 + tolerance) of the best
     (`pick_windows`) and copy its centre, if its error is below `max_error`. A pass
-    that fills nothing raises `max_error` by the factor (1 + tolerance), as in the paper.
+    that fills nothing multiplies the threshold by `threshold_growth` (> 1, so the
+    threshold passes every error in the end and the loop ends): epsilon = 0.1 is the
+    paper's (section 2.1); the threshold 0.3 and the growth 1.1 are from Efros's pseudocode.
 
     mode="strict": one pixel at a time, each seeing every pixel filled before it:
     exactly the algorithm of the paper.
@@ -309,6 +314,11 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
     check_positive_int(spacing, "spacing")
     if not tolerance >= 0 or not max_error > 0:
         raise ValueError(f"tolerance must be >= 0 and max_error > 0, got {tolerance} and {max_error}")
+    if isinstance(threshold_growth, bool) or not isinstance(threshold_growth, numbers.Real):
+        raise TypeError(f"threshold_growth must be a number above 1, got {threshold_growth!r}")
+    if not threshold_growth > 1:
+        raise ValueError(f"threshold_growth must be above 1 (else a pass that fills nothing repeats forever), "
+                         f"got {threshold_growth}")
     texture = _prepare(sample, window)
     height, width = _check_size(size, texture.shape[-2:])
     if mode == "strict":
@@ -372,7 +382,7 @@ def efros_leung(sample, size, window=11, *, mode="batched", batch_size=64, spaci
             filled_this_pass += len(rows)
             bar.update(len(rows))
         if filled_this_pass == 0:
-            threshold *= 1 + tolerance
+            threshold *= threshold_growth
             raises += 1
     bar.close()
     result = image.view(channels, height + 2 * r, padded_width)[:, r:r + height, r:r + width]
