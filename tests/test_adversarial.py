@@ -23,7 +23,7 @@ from torch import nn  # noqa: E402
 
 from model_state import assert_unchanged, fingerprint  # noqa: E402
 from vizlib.adversarial import (  # noqa: E402
-    fgsm, fooling_image, perturbation_norms, pgd, random_sign_noise, show_attack,
+    fgsm, fooling_image, loss_gradient, perturbation_norms, pgd, random_sign_noise, show_attack,
 )
 from vizlib.arguments import predict  # noqa: E402
 from vizlib.models import VizModel, freeze  # noqa: E402
@@ -304,6 +304,17 @@ def test_class_index_out_of_range(tiny, images, name):
         with pytest.raises(TypeError, match="targeted must be True or False"):
             call(tiny, images, 1, targeted=1)
     assert_unchanged(tiny, before)
+
+
+def test_loss_gradient_takes_classes_as_every_technique_does(tiny, images):
+    per_image = loss_gradient(tiny, images, torch.full((len(images),), 2))
+    assert torch.equal(loss_gradient(tiny, images, 2), per_image)
+    assert torch.equal(loss_gradient(tiny, images, [2] * len(images)), per_image)
+    with pytest.raises(ValueError, match="valid indices are 0 to 3, got"):
+        loss_gradient(tiny, images, 9)
+    for needs_classes in (loss_gradient, fooling_image):       # neither predicts a class for None
+        with pytest.raises(TypeError, match="got None: this function does not predict them"):
+            needs_classes(tiny, images, None)
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd", "fooling_image"])

@@ -45,6 +45,8 @@ def test_check_classes_expands_an_int_and_refuses_what_is_not_a_class():
         check_classes(5, [0, 1, 2], 2)
     with pytest.raises(ValueError, match=r"valid indices are 0 to 4, got \[5, 5\]"):
         check_classes(5, 5, 2)
+    with pytest.raises(TypeError, match="classes must be a class index or one per image, got None"):
+        check_classes(5, None, 2)
     for fractional in (2.7, [1.0], torch.tensor([3.5]), True):
         with pytest.raises(TypeError, match="class indices must be integers"):
             check_classes(5, fractional, 1)

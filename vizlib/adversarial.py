@@ -70,7 +70,9 @@ def loss_gradient(model, images, classes):
     """Gradient of the summed cross-entropy loss against `classes` with respect to the pixels.
 
     Summed, not averaged, so that each image's gradient does not depend on the batch size.
+    classes: one int for every image, or one per image.
     """
+    classes = check_classes(model, classes, len(images)).to(images.device)
     pixels = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         loss = F.cross_entropy(model(pixels), classes, reduction="sum")

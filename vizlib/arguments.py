@@ -32,6 +32,9 @@ def check_classes(model, classes, n=None):
     `model` is a model (a bare module's classes are counted as `vizlib.wrapper.as_viz_model`
     says), or the number of classes itself. With n=None the indices are taken as given (one or more).
     """
+    if classes is None:    # where None means each image's prediction, the function calls resolve_classes instead
+        raise TypeError("classes must be a class index or one per image, got None: this function does not "
+                        "predict them")
     count = model if isinstance(model, int) else len(as_viz_model(model).class_names)
     raw = torch.as_tensor(classes)
     if raw.numel() and (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool):  # [] is float
