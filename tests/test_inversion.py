@@ -73,4 +73,8 @@ def test_default_layers_run_shallow_to_deep(course):
     relus = [f"features.relu{i}" for i in range(1, 6)] + ["classifier.relu"]
     assert default_layers(course, count=6) == relus
     assert default_layers(course, count=2) == [relus[0], relus[-1]]
+    assert default_layers(course, count=1) == [relus[-1]]
+    for count, error in ((0, ValueError), (2.0, TypeError)):
+        with pytest.raises(error, match="count must be a positive int"):
+            default_layers(course, count=count)
     assert default_layers(course, count=4) == [relus[0], relus[2], relus[3], relus[5]]  # indices 0, 1.67, 3.33, 5

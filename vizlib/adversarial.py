@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from vizlib.arguments import check_classes, check_positive, check_positive_int, predict, resolve_classes
+from vizlib.arguments import check_classes, predict, resolve_classes
 from vizlib.config import progress
+from vizlib.counts import check_positive, check_positive_int
 from vizlib.images import check_images
 from vizlib.optim import normalized_step
 from vizlib.plotting import FONT_SIZE, as_display_array

@@ -3,9 +3,10 @@
 - `classes`: every function that explains or targets a class takes it the same way:
   None (each image's predicted class), one int for every image, or one index per
   image. `check_classes` validates given indices, `resolve_classes` also fills in the
-  prediction, and `predict` is the one place a model's prediction is computed.
-- Counts and sizes: `check_batch_size`, and `check_positive_int` and `check_positive`
-  from `vizlib.counts` (a module of its own so that the wrapper can use them too).
+  prediction, which `predict` computes. Grad-CAM and occlusion take the top class from
+  the scores of a forward pass they run anyway, rather than run the model twice.
+- Batch sizes: `check_batch_size`, by `vizlib.counts`' rule for positive counts (a module of
+  its own, beneath this one and the wrapper).
 
 Each check raises a TypeError for a value of the wrong kind and a ValueError for a
 value out of range, before any work is done.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vizlib.counts import check_positive, check_positive_int
+from vizlib.counts import check_positive_int
 from vizlib.wrapper import as_viz_model, checks_inputs
 
 DEFAULT_BATCH_SIZE = 64

@@ -139,8 +139,8 @@ def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, m
 def guided_grad_cam(model, images, layer, classes=None, *, mode="bilinear"):
     """Guided Grad-CAM (N, 3, H, W): guided backprop times the upsampled Grad-CAM map."""
     classes = resolve_classes(model, images, classes)
-    coarse = grad_cam(model, images, layer, classes, mode=mode, show_progress=False)
-    return guided_backprop(model, images, classes) * coarse[:, None]
+    upsampled_cam = grad_cam(model, images, layer, classes, mode=mode, show_progress=False)
+    return guided_backprop(model, images, classes) * upsampled_cam[:, None]
 
 
 def _gap_linear_head(model):

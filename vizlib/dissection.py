@@ -40,8 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size
 from vizlib.config import progress
+from vizlib.counts import check_positive_int
 from vizlib.course_data import CLASSES
 from vizlib.hooks import get_layer, layer_features
 from vizlib.wrapper import checks_inputs

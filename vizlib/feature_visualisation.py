@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizlib.arguments import check_classes, check_positive, check_positive_int
+from vizlib.arguments import check_classes
 from vizlib.config import fast_or
+from vizlib.counts import check_positive, check_positive_int
 from vizlib.gradient_ascent import check_unit
 from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizlib.arguments import check_classes, check_positive_int, resolve_classes
+from vizlib.arguments import check_classes, resolve_classes
+from vizlib.counts import check_positive_int
 from vizlib.hooks import forward_to, get_layer
 from vizlib.images import check_images
 from vizlib.layers import layer_for

@@ -21,8 +21,9 @@ Gradient x Input, (x - x') times the gradient at x alone, is the one-point versi
 import numpy as np
 import torch
 
-from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
+from vizlib.counts import check_positive_int
 from vizlib.images import check_images
 from vizlib.optim import gaussian_blur, score_gradient
 from vizlib.wrapper import checks_inputs

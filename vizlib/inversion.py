@@ -13,6 +13,7 @@ layer keeps; what changes freely is what it has thrown away.
 import torch
 from torch import nn
 
+from vizlib.counts import check_positive_int
 from vizlib.hooks import forward_to, get_layer
 from vizlib.optim import optimize_image, total_variation
 from vizlib.wrapper import checks_inputs, network
@@ -28,10 +29,11 @@ def relative_feature_error(model, images, reference, layer):
 
 
 def default_layers(model, count=4):
-    """`count` ReLU layers spread evenly from the first to the last: shallow to deep."""
+    """`count` ReLU layers spread evenly from the first to the last: shallow to deep (one: the last)."""
+    count = check_positive_int(count, "count")
     relus = [name for name, module in network(model).named_modules() if isinstance(module, nn.ReLU)]
-    if len(relus) <= count:
-        return relus
+    if len(relus) <= count or count == 1:
+        return relus[-count:]
     step = (len(relus) - 1) / (count - 1)
     return [relus[round(i * step)] for i in range(count)]
 

@@ -110,8 +110,6 @@ def _check_fill(fill, images):
     return fill.reshape(-1, 1, 1).expand(3, 1, 1)
 
 
-
-
 def _score(logits, score):
     return logits if score == "logit" else logits.softmax(1)
 

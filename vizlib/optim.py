@@ -19,8 +19,9 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from vizlib.arguments import check_classes, check_positive, check_positive_int
+from vizlib.arguments import check_classes
 from vizlib.config import progress
+from vizlib.counts import check_positive, check_positive_int
 from vizlib.images import check_images
 from vizlib.wrapper import checks_inputs
 

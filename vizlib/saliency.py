@@ -27,8 +27,9 @@ images above rows of maps, with mask outlines.
 
 import torch
 
-from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, check_positive_int, resolve_classes
+from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
+from vizlib.counts import check_positive_int
 from vizlib.optim import score_gradient
 from vizlib.wrapper import checks_inputs
 

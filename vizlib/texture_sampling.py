@@ -46,8 +46,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vizlib.arguments import check_batch_size, check_positive_int
+from vizlib.arguments import check_batch_size
 from vizlib.config import progress
+from vizlib.counts import check_positive_int
 from vizlib.images import check_images, sample_crop
 
 SIGMA_DIVISOR = 6.4          # Gaussian sigma = window / 6.4 (Efros & Leung 1999)
@@ -431,7 +432,7 @@ def scanline_synthesis(sample, size, window=11, *, seed=0, init=None, show_progr
     texture = _prepare(sample, window)
     height, width = _check_size(size, texture.shape[-2:])
     device = texture.device
-    channels, (h, w), r = texture.shape[0], texture.shape[-2:], window // 2
+    channels, w, r = texture.shape[0], texture.shape[-1], window // 2
     if init is not None:
         check_images(init, name="init")
         if tuple(init.shape) != (1, 3, height, width):

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from vizlib import config
-from vizlib.arguments import check_batch_size, check_positive_int
+from vizlib.arguments import check_batch_size
+from vizlib.counts import check_positive_int
 from vizlib.images import load_sample_image, resize
 from vizlib.models import course_model
 from vizlib.style_transfer import (
