@@ -144,7 +144,7 @@ def guided_grad_cam(model, images, layer, classes=None, *, mode="bilinear"):
 
 
 def _gap_linear_head(model):
-    """The network's last Linear layer, and the name of the layer whose output it pools."""
+    """The name of the network's last Linear layer, the one CAM reads its class weights from."""
     linears = [name for name in layer_names(model) if isinstance(model.layer(name), nn.Linear)]
     if not linears:
         raise ValueError("CAM needs a network ending in global average pooling and one linear layer; "

@@ -30,7 +30,7 @@ from vizlib.wrapper import checks_inputs
 
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 BASELINES = ("black", "grey", "blur", "noise")
-BLUR_SIGMA = 5.0  # pixels: blurred enough that shapes of the course's size are gone
+BLUR_SIGMA = 5.0  # pixels: the course's shapes lose their outlines; a coloured blob of their size stays
 
 
 def path_rule(steps, rule="gausslegendre"):
