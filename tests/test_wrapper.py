@@ -146,7 +146,8 @@ def test_the_fast_layout_leaves_the_course_models_scores_as_they_were(course):
 
 def test_check_model_refuses_batch_norm_and_dropout_in_training_mode():
     check_model(nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU()).train())   # nothing that depends on the mode
-    for layer in (nn.BatchNorm2d(2), nn.Dropout(0.5)):
+    check_model(nn.Sequential(nn.Conv2d(3, 2, 1), nn.InstanceNorm2d(2)).train())   # no running statistics
+    for layer in (nn.BatchNorm2d(2), nn.Dropout(0.5), nn.InstanceNorm2d(2, track_running_stats=True)):
         model = nn.Sequential(nn.Conv2d(3, 2, 1), layer).train()
         with pytest.raises(ValueError, match=r"training mode \(1 \.\.\.\).*call model.eval\(\) first"):
             check_model(model)

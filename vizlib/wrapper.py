@@ -71,8 +71,12 @@ DEFAULT_INPUT_SIZE = 224
 # on CUDA it is the layout cuDNN's fastest kernels use. Other devices get the layout they are given.
 FAST_MEMORY_FORMAT = {"cpu": torch.channels_last, "cuda": torch.channels_last}
 
-# Layers whose training mode changes what they compute, or what they store.
-MODE_DEPENDENT_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+def _depends_on_mode(module):
+    """Whether training mode changes what `module` computes or stores: dropout, and a batch or instance norm
+    that keeps running statistics (in training mode it updates them; without them, both modes compute alike)."""
+    if isinstance(module, nn.modules.dropout._DropoutNd):
+        return True
+    return isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
 
 
 class _FastLayout(torch.autograd.Function):
@@ -393,12 +397,12 @@ def check_model(model, *, name="model"):
                         f"got {type(model).__name__}")
     training = [
         layer for layer, module in network(model).named_modules()
-        if isinstance(module, MODE_DEPENDENT_LAYERS) and module.training
+        if _depends_on_mode(module) and module.training
     ]
     if training:
         wrapping = "" if isinstance(model, VizModel) else " (or wrap it: vizlib.wrap(net) freezes it)"
         raise ValueError(
-            f"{name} is in training mode ({', '.join(training[:3])} ...): its batch-norm statistics "
+            f"{name} is in training mode ({', '.join(training[:3])} ...): its normalisation statistics "
             f"would change and dropout would make scores random; call model.eval() first{wrapping}"
         )
     return model
