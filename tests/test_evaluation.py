@@ -106,4 +106,10 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, shapes
         perturbation_curves(course, images, random_maps(5, 64, 64), labels, mode="erase")
     with pytest.raises(ValueError, match="give at least one method"):
         score_methods(course, images, labels, masks, {})
+    with pytest.raises(TypeError, match=r"maps must be a dict \{name: maps \(N, H, W\)\}, got Tensor"):
+        score_maps(course, images, random_maps(5, 64, 64), labels, masks)
+    holed = random_maps(5, 64, 64)
+    holed[2, 10, 10] = float("nan")
+    with pytest.raises(ValueError, match=r"maps must be finite, got 1 NaN or infinite value\(s\)"):
+        perturbation_curves(course, images, holed, labels)
     assert_unchanged(course, before)

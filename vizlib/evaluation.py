@@ -19,6 +19,7 @@ can score a method of their own.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,9 @@ def as_map(attributions, n, size):
             f"a method must return maps (N, H, W) = {(n, *size)} or attributions (N, 3, H, W), "
             f"got {tuple(attributions.shape)}"
         )
+    if not bool(torch.isfinite(attributions).all()):
+        bad = int((~torch.isfinite(attributions)).sum())
+        raise ValueError(f"maps must be finite, got {bad} NaN or infinite value(s): they cannot be ranked")
     return attributions.detach().float().clamp_min(0)
 
 
@@ -136,6 +140,8 @@ class Scores:
 @checks_inputs("images")
 def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size=DEFAULT_BATCH_SIZE):
     """Localisation (with masks) and faithfulness of ready-made maps {name: (N, H, W)}: a `Scores`."""
+    if not isinstance(maps, Mapping):
+        raise TypeError(f"maps must be a dict {{name: maps (N, H, W)}}, got {type(maps).__name__}")
     classes = resolve_classes(model, images, classes)
     if masks is not None:
         masks = check_masks(masks, images).to(images.device)
