@@ -316,16 +316,17 @@ def _check_layers(model, layers):
     return names
 
 
-def _batches(images, batch_size, device):
-    for start in range(0, len(images), batch_size):
+def _batches(images, batch_size, device, desc, show_progress):
+    """(start, batch on `device`), one batch moved at a time so that memory does not grow with the dataset."""
+    starts = range(0, len(images), batch_size)
+    for start in progress(starts, desc=desc, enabled=show_progress, leave=False):
         yield start, images[start:start + batch_size].to(device)
 
 
 def _thresholds_pass(model, images, names, quantile, max_kept, seed, batch_size, show_progress):
     tops = {name: _TopValues(len(images), quantile, max_kept, seed) for name in names}
     with torch.no_grad():
-        for _, batch in progress(list(_batches(images, batch_size, model.device)), desc="dissection: thresholds",
-                                 enabled=show_progress, leave=False):
+        for _, batch in _batches(images, batch_size, model.device, "dissection: thresholds", show_progress):
             for name, maps in _layer_maps(model, batch, names).items():
                 tops[name].add(maps.float())
     return tops
@@ -572,8 +573,7 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
                             concepts.size, device) for name, t in zip(names, thresholds)}
     shapes = {}
     with torch.no_grad():
-        for start, batch in progress(list(_batches(images, batch_size, device)), desc="dissection: IoU",
-                                     enabled=show_progress, leave=False):
+        for start, batch in _batches(images, batch_size, device, "dissection: IoU", show_progress):
             shown = concepts.pixel_combinations[start:start + len(batch)].to(device)   # (B, P)
             for name, maps in _layer_maps(model, batch, names).items():
                 if maps.shape[1] != len(tallies[name].thresholds):
