@@ -46,8 +46,8 @@ def as_map(attributions, n, size):
             f"a method must return maps (N, H, W) = {(n, *size)} or attributions (N, 3, H, W), "
             f"got {tuple(attributions.shape)}"
         )
-    if not bool(torch.isfinite(attributions).all()):
-        bad = int((~torch.isfinite(attributions)).sum())
+    bad = int((~torch.isfinite(attributions)).sum())
+    if bad:
         raise ValueError(f"maps must be finite, got {bad} NaN or infinite value(s): they cannot be ranked")
     return attributions.detach().float().clamp_min(0)
 
