@@ -8,7 +8,8 @@ from torch import nn
 from vizlib.datasets import images_for_model
 from vizlib.guided_backprop import cascading_randomization, channel_gradient, class_gradient, modified_relus
 from vizlib.models import course_model
-from vizlib.sanity import magnitude, rank_correlation
+from vizlib.saliency import attribution_map
+from vizlib.sanity import rank_correlation
 
 SEED = 0
 
@@ -26,8 +27,8 @@ def exercise_1():
     model = course_model()
     images, labels, _ = images_for_model(model, 16, seed=3)
     images = images.to(model.device)
-    rho = rank_correlation(magnitude(class_gradient(model, images, labels, rule="plain")),
-                           magnitude(class_gradient(model, images, labels, rule="guided"))).nanmean().item()
+    rho = rank_correlation(attribution_map(class_gradient(model, images, labels, rule="plain")),
+                           attribution_map(class_gradient(model, images, labels, rule="guided"))).nanmean().item()
     print(f"rank correlation of plain and guided maps on 16 images: {rho:.3f}")
     assert rho < 0.8, "so the captum comparisons of the guided and deconvnet maps would fail"
 
@@ -40,15 +41,15 @@ def exercise_2():
     other = (labels + 1) % len(model.class_names)
     rho = {}
     for rule in ("guided", "plain"):
-        rho[rule] = rank_correlation(magnitude(class_gradient(model, images, labels, rule=rule)),
-                                     magnitude(class_gradient(model, images, other, rule=rule))).nanmean().item()
+        rho[rule] = rank_correlation(attribution_map(class_gradient(model, images, labels, rule=rule)),
+                                     attribution_map(class_gradient(model, images, other, rule=rule))).nanmean().item()
     print(f"rank correlation of the true-class and other-class maps: {rho}")
     assert rho["guided"] > 0.8 and rho["guided"] > rho["plain"] + 0.1, "guided backprop barely depends on the class"
 
 
 def concentration(maps, share=0.05):
     """The share of a map's mass in its brightest `share` of pixels."""
-    flat = magnitude(maps).flatten(1)
+    flat = attribution_map(maps).flatten(1)
     top = flat.topk(int(share * flat.shape[1]), dim=1).values.sum(1)
     return (top / flat.sum(1)).mean().item()
 

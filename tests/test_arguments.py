@@ -87,11 +87,12 @@ def test_predict_against_one_forward_pass_per_image(course, shapes, batch_size):
     assert_unchanged(course, before)
 
 
-def test_predict_is_frozen_and_handles_an_empty_batch(course, shapes):
-    empty = predict(course, shapes[0][:0])
-    assert empty.classes.shape == (0,) and empty.classes.dtype == torch.long and empty.scores.shape == (0,)
+def test_predict_is_frozen_and_refuses_an_empty_batch(course, shapes):
+    with pytest.raises(ValueError, match="the batch is empty"):
+        predict(course, shapes[0][:0])
+    prediction = predict(course, shapes[0][:1])
     with pytest.raises(AttributeError):
-        empty.classes = torch.ones(1)
+        prediction.classes = torch.ones(1)
 
 
 def test_resolve_classes_fills_in_the_prediction_only_where_none_is_given(course, shapes):

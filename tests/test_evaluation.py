@@ -83,9 +83,9 @@ def test_a_map_equal_to_the_mask_localises_perfectly(course, shapes):
     assert "mask share" in scores.format()
 
 
-def test_three_channel_attributions_become_absolute_sums():
+def test_three_channel_attributions_are_read_by_the_one_rule():
     attributions = torch.tensor([[[[1.0]], [[-2.0]], [[0.5]]]])
-    assert as_map(attributions, 1, (1, 1)).item() == 3.5
+    assert as_map(attributions, 1, (1, 1)).item() == 2.0          # the largest |.| over colours, as saliency reads
     assert as_map(torch.tensor([[[-1.0, 2.0]]]), 1, (1, 2)).tolist() == [[[0.0, 2.0]]]
 
 

@@ -88,7 +88,7 @@ def test_bad_input_to_extract_features_is_a_clear_error(course, shapes):
     before = fingerprint(course)
     with pytest.raises(ValueError, match="valid layer names: .*classifier.relu"):
         extract_features(course, images, "classifier.nope", show_progress=False)
-    with pytest.raises(ValueError, match="empty dataset"):
+    with pytest.raises(ValueError, match="the batch is empty"):
         extract_features(course, images[:0], show_progress=False)
     with pytest.raises(ValueError, match="flatten, mean"):
         extract_features(course, images, pool="max", show_progress=False)

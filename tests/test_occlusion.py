@@ -210,7 +210,7 @@ def test_bad_types_and_empty_batch(course, course_images):
         occlusion(course, images, batch_size=2.0)
     with pytest.raises(TypeError, match="float tensor"):
         occlusion(course, (images * 255).to(torch.uint8))
-    with pytest.raises(ValueError, match="empty batch"):
+    with pytest.raises(ValueError, match="the batch is empty"):
         occlusion(course, images[:0])
     assert_unchanged(course, before)
 

@@ -192,7 +192,7 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course):
         patches.top_activations(course, "features.relu2", iter(images.split(2)), k=6, show_progress=False)
     with pytest.raises(ValueError, match="k=0 is out of range"):
         patches.top_activations(course, "features.relu2", images, k=0)
-    with pytest.raises(ValueError, match="dataset is empty"):
+    with pytest.raises(ValueError, match="the batch is empty"):
         patches.top_activations(course, "features.relu2", images[:0], k=1)
     with pytest.raises(ValueError, match="dataset is empty"):
         patches.top_activations(course, "features.relu2", iter([]), k=1, show_progress=False)

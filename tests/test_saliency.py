@@ -18,7 +18,7 @@ from model_state import assert_unchanged, fingerprint
 from vizlib.course_data import make_shapes
 from vizlib.models import VizModel, freeze
 from vizlib.saliency import (
-    centre_bias_maps, mask_share, pointing_game, random_maps, roughness, saliency, show_maps, smoothgrad,
+    attribution_map, centre_bias_maps, mask_share, pointing_game, random_maps, roughness, saliency, show_maps, smoothgrad,
 )
 
 
@@ -83,6 +83,17 @@ def test_saliency_of_a_linear_model_is_its_weight_magnitude():
     maps = saliency(model, images, [1, 0, 1])
     for n, cls in enumerate([1, 0, 1]):
         assert torch.allclose(maps[n], weights[cls].abs().amax(0), atol=1e-6)
+
+
+def test_one_rule_reads_an_attribution_as_a_map_and_saliency_follows_it():
+    attributions = torch.tensor([[[[1.0, -4.0]], [[-2.0, 0.5]], [[0.5, 3.0]]]])       # (1, 3, 1, 2)
+    assert attribution_map(attributions).tolist() == [[[2.0, 4.0]]]
+    assert attribution_map(torch.tensor([[[-1.0, 2.0]]])).tolist() == [[[0.0, 2.0]]]
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 5, 2))
+    model = freeze(VizModel(net, name="linear", class_names="ab", input_size=4, mean=(0.5,) * 3, std=(0.2, 0.4, 0.5)))
+    images = torch.rand(2, 3, 4, 5)
+    gradient = Saliency(model).attribute(images.clone().requires_grad_(True), target=[1, 0], abs=False)
+    assert torch.allclose(saliency(model, images, [1, 0]), attribution_map(gradient), atol=1e-6)
 
 
 def brute_force_smoothgrad(model, images, classes, n_samples, noise_level, seed):
@@ -161,10 +172,11 @@ def test_bad_input_is_a_clear_error_and_the_model_is_unchanged(course, shapes, c
     assert_unchanged(course, before)
 
 
-def test_an_empty_batch_gives_empty_maps(course):
+def test_an_empty_batch_is_refused(course):
     empty = torch.zeros(0, 3, 64, 64)
-    assert saliency(course, empty).shape == (0, 64, 64)
-    assert smoothgrad(course, empty, n_samples=2).shape == (0, 64, 64)
+    for method in (saliency, smoothgrad):
+        with pytest.raises(ValueError, match="the batch is empty"):
+            method(course, empty)
 
 
 def test_mask_share_and_pointing_game_match_loops():

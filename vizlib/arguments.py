@@ -78,9 +78,6 @@ def predict(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     batch_size = check_batch_size(batch_size)
     if classes is not None:
         classes = check_classes(model, classes, len(images)).to(images.device)
-    if len(images) == 0:
-        empty = images.new_zeros(0)
-        return Prediction(torch.zeros(0, dtype=torch.long, device=images.device), empty, empty)
     with torch.no_grad():
         logits = torch.cat([model(chunk) for chunk in images.split(batch_size)])
     if logits.dim() != 2:

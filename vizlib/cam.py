@@ -129,8 +129,6 @@ def grad_cam(model, images, layer, classes=None, *, relu=True, upsampled=True, m
         part = None if classes is None else classes[start:start + batch_size]
         maps = _grad_cam_batch(model, images[start:start + batch_size], name, module, part, relu)
         chunks.append(maps)
-    if not chunks:
-        return images.new_zeros((0, *images.shape[-2:]))
     maps = torch.cat(chunks)
     return upsample(maps, images.shape[-2:], mode=mode) if upsampled else maps
 

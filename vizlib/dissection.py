@@ -342,8 +342,6 @@ def activation_thresholds(model, images, layers, *, quantile=QUANTILE, max_kept=
     check_batch_size(batch_size)
     check_positive_int(max_kept, "max_kept")
     names = _check_layers(model, layers)
-    if len(images) == 0:
-        raise ValueError("no images to dissect")
     tops = _thresholds_pass(model, images, names, quantile, max_kept, seed, batch_size, show_progress)
     return tuple(tops[name].thresholds() for name in names)
 
@@ -557,8 +555,6 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
         raise TypeError(f"concepts must be a vizlib.dissection.Concepts, got {type(concepts).__name__}")
     concepts.check_images(images)
     names = _check_layers(model, layers)
-    if len(images) == 0:
-        raise ValueError("no images to dissect")
     if thresholds is not None and len(thresholds) != len(names):
         raise ValueError(f"give one thresholds tensor per layer: {len(names)} layers, {len(thresholds)} given")
 

@@ -1,8 +1,8 @@
 """Which map to trust: attribution methods scored on localisation, faithfulness and sanity.
 
 Every attribution method of the course is a function `method(model, images, classes) -> maps`
-that returns (N, H, W) maps, or (N, 3, H, W) attributions that `as_map` turns into maps
-(absolute values summed over the colour channels). Three families of scores, each against
+that returns (N, H, W) maps, or (N, 3, H, W) attributions that `as_map` turns into maps by the
+course's one rule (`vizlib.saliency.attribution_map`: the largest |.| over the colour channels). Three families of scores, each against
 baselines that know nothing about the image:
 
 - **localisation** (needs object masks): mask share and the pointing game of 06;
@@ -27,7 +27,7 @@ import torchvision.transforms.functional as TF
 
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
-from vizlib.saliency import mask_share, pointing_game
+from vizlib.saliency import attribution_map, mask_share, pointing_game
 from vizlib.wrapper import checks_inputs
 
 FILL = 0.0                 # deleted pixels become black (Petsiuk et al. 2018)
@@ -35,12 +35,13 @@ BLUR_KERNEL, BLUR_SIGMA = 11, 5.0
 
 
 def as_map(attributions, n, size):
-    """A method's output as non-negative maps (N, H, W): |.| summed over colours for (N, 3, H, W);
-    (N, H, W) maps keep their positive part (evidence for the class). Anything else is a clear error."""
+    """A method's output as non-negative maps (N, H, W) by `attribution_map`: the largest |.| over the colours
+    of (N, 3, H, W); (N, H, W) maps keep their positive part (evidence for the class). Anything else, or a
+    value that is not finite, is a clear error."""
     if not isinstance(attributions, torch.Tensor):
         raise TypeError(f"a method must return a tensor, got {type(attributions).__name__}")
     if attributions.dim() == 4 and attributions.shape[1] == 3:
-        attributions = attributions.abs().sum(1)
+        attributions = attribution_map(attributions)
     if attributions.shape != (n, *size):
         raise ValueError(
             f"a method must return maps (N, H, W) = {(n, *size)} or attributions (N, 3, H, W), "
@@ -49,7 +50,7 @@ def as_map(attributions, n, size):
     bad = int((~torch.isfinite(attributions)).sum())
     if bad:
         raise ValueError(f"maps must be finite, got {bad} NaN or infinite value(s): they cannot be ranked")
-    return attributions.detach().float().clamp_min(0)
+    return attribution_map(attributions.detach().float())
 
 
 def check_masks(masks, images):

@@ -177,8 +177,6 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     direction (strong Wolfe line search). Returns an OptimizationResult (images,
     losses: the weighted Gram loss before each step).
     """
-    if len(sample) == 0:
-        raise ValueError("sample is an empty batch; expected at least one texture image")
     weights = default_texture_weights(model) if weights is None else weights
     check_layer_weights(weights)
     weights = {get_layer(model, layer)[0]: w for layer, w in weights.items() if float(torch.as_tensor(w).max()) > 0}

@@ -44,7 +44,10 @@ def values_checked():
 
 
 def check_images(images, *, name="images"):
-    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor, finite, in [0, 1].
+    """Raise a clear error unless `images` is a float (N, 3, H, W) tensor, N >= 1, finite, in [0, 1].
+
+    One rule for an empty batch everywhere: it is refused here, at every technique's entry, rather than
+    answered with an empty result by some techniques and an error deep inside by others.
 
     The values are read in one pass (skipped inside `values_checked`).
     """
@@ -68,7 +71,9 @@ def check_images(images, *, name="images"):
             f"{name}: expected 3 colour channels (RGB) in dimension 1, got shape "
             f"{tuple(images.shape)}; repeat a greyscale channel with images.expand(-1, 3, -1, -1)"
         )
-    if images.numel() and not _VALUES_CHECKED.get():
+    if not images.numel():
+        raise ValueError(f"{name}: the batch is empty, shape {tuple(images.shape)}; pass at least one image")
+    if not _VALUES_CHECKED.get():
         low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # NaN anywhere makes both NaN
         if math.isnan(low):
             raise ValueError(f"{name}: expected values in [0, 1], got NaN (not a number) in some pixels")

@@ -61,8 +61,6 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     Images go through the model in batches of `batch_size` on the model's device,
     without gradients; the features come back on the device of `images`.
     """
-    if len(images) == 0:
-        raise ValueError("empty dataset: extract_features needs at least 1 image, got 0")
     check_batch_size(batch_size)
     if layer is None:
         layer, default_pool = feature_layer(model)

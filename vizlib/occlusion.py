@@ -134,8 +134,6 @@ def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batc
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
     check_batch_size(batch_size)
     n, _, height, width = images.shape
-    if n == 0:
-        raise ValueError("images is an empty batch; expected at least one image")
     (wh, ww), (sh, sw) = check_window((height, width), window, stride)
     device = images.device
     fill = _check_fill(fill, images)

@@ -109,7 +109,8 @@ def _check_k(k, n=None):
 
 def _batches(data, batch_size):
     """(batches, number of images or None, number of batches or None) for a tensor, a Dataset or an iterable."""
-    if isinstance(data, torch.Tensor):  # checked batch by batch, as a stream is
+    if isinstance(data, torch.Tensor):
+        check_images(data, name="data")     # whole, so an empty batch gets the one empty-batch error
         return data.split(batch_size), len(data), -(-len(data) // batch_size)
     if isinstance(data, torch.utils.data.IterableDataset):
         return torch.utils.data.DataLoader(data, batch_size=batch_size), None, None
@@ -151,8 +152,6 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
         for batch in progress(batches, desc=f"top-{k} of {name}", total=n_batches, enabled=show_progress):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             images = prepare_images(model, images, name="batch")
-            if len(images) == 0:
-                continue
             with values_checked():
                 output = layer_output(images.to(device))
             if not isinstance(output, torch.Tensor) or output.dim() != 4:

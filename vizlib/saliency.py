@@ -23,6 +23,10 @@ scores and two baselines:
 
 `roughness` measures how grainy a map is (label-free), and `show_maps` draws
 images above rows of maps, with mask outlines.
+
+`attribution_map` is the course's one rule from an attribution to a map, the rule a saliency
+map is read by; the scores of 17 and the sanity check of 07 and 17 read every method's output
+through it.
 """
 
 import torch
@@ -50,9 +54,16 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
         # BEGIN SOLUTION
         maps.append(grad.abs().amax(dim=1))
         # END SOLUTION
-    if not maps:
-        return images.new_zeros((0, *images.shape[-2:]))
     return torch.cat(maps)
+
+
+def attribution_map(attributions):
+    """An attribution as a map (N, H, W), one rule for every method: per pixel, the largest |.| over the
+    channels of (N, C, H, W), as a saliency map is read; a map (N, H, W) keeps its positive part, the
+    evidence for the class (a signed map's negative evidence is not what a heat map shows)."""
+    if attributions.dim() == 4:
+        return attributions.abs().amax(1)
+    return attributions.clamp_min(0)
 
 
 def noise_std(images, noise_level):

@@ -3,8 +3,8 @@
 A map that explains a network's decision must change when the layers that make the
 decision are replaced by noise. The cascading randomisation re-initialises a copy of
 the model from the top layer down and, after each layer, compares every method's map
-with the trained model's map: the Spearman rank correlation of the maps' magnitudes,
-per image.
+with the trained model's map: the Spearman rank correlation of the two maps, per image, each
+read by the course's one rule (`vizlib.saliency.attribution_map`, as 17 scores them).
 
 - `rank_correlation(a, b)`: Spearman's correlation of each pair of maps, ties averaged.
 - `layer_groups`, `cascading_copies`: the layers with weights, and the randomised copies.
@@ -21,11 +21,7 @@ from torch import nn
 
 from vizlib.wrapper import checks_inputs, network
 from vizlib.arguments import resolve_classes
-
-
-def magnitude(grad):
-    """|gradient|, max over colour channels: (N, 3, H, W) -> (N, H, W), as saliency maps are read."""
-    return grad.abs().amax(1)
+from vizlib.saliency import attribution_map
 
 
 def _average_ranks(rows):
@@ -128,32 +124,28 @@ class RandomizationResult:
         return (~self.correlations[rule].isnan()).sum(1)
 
 
-def _compared(maps):
-    """What the check ranks: |map|, and the max over colour channels of a map with channels (N, C, H, W)."""
-    return magnitude(maps) if maps.dim() == 4 else maps.abs()
-
-
 @checks_inputs("images")
 def randomization_check(model, images, classes, methods, *, steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 
     methods: {name: fn(model, images, classes) -> maps (N, ...)}. For each step of
     `cascading_copies`, every method's map is compared with the trained model's map of the
-    same method: Spearman correlation of |map| (max over colour channels where the map has
-    them) per image. The class explained stays `classes` throughout (None: each image's class as
+    same method: Spearman correlation per image of the maps read by `attribution_map` (the largest |.| over
+    colour channels; a map without channels keeps its positive part). The class explained stays `classes` throughout (None: each image's class as
     the trained model predicts it). A map that is all
     zeros has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
     """
     classes = resolve_classes(model, images, classes)
     trained = {name: method(model, images, classes) for name, method in methods.items()}
     layers = ["trained"]
-    correlations = {name: [rank_correlation(_compared(maps), _compared(maps))] for name, maps in trained.items()}
+    read = {name: attribution_map(maps) for name, maps in trained.items()}
+    correlations = {name: [rank_correlation(maps, maps)] for name, maps in read.items()}
     kept = {name: [maps[:keep].cpu()] for name, maps in trained.items()}
     for layer, randomised in cascading_copies(model, steps, seed=seed):
         layers.append(layer)
         for name, method in methods.items():
             maps = method(randomised, images, classes)
-            correlations[name].append(rank_correlation(_compared(trained[name]), _compared(maps)))
+            correlations[name].append(rank_correlation(read[name], attribution_map(maps)))
             kept[name].append(maps[:keep].cpu())
     return RandomizationResult(
         layers=layers,
