@@ -24,7 +24,9 @@ $(INSTALLED): pyproject.toml setup.py constraints.txt
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# ruff first (rules in pyproject.toml): a lint error stops the run in a second, before the twenty minutes of tests.
 test: $(INSTALLED)
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest
 
 # Every notebook on every torchvision architecture pick_model offers (SqueezeNet 1.1, AlexNet, VGG-16, VGG-19,

@@ -71,4 +71,5 @@ def exercise_3():
     print(f"targeted PGD towards 'star' at 4/255 and 32/255: reached {reached}; the target survives random shifts "
           f"and rescalings in {kept} of the copies")
     assert reached[32] > 0.9
-    assert kept[32] > kept[4] + 0.2, "at 32/255 the change carries evidence that survives resampling, as drawn shapes do"
+    assert kept[32] > kept[4] + 0.2, \
+        "at 32/255 the change carries evidence that survives resampling, as drawn shapes do"

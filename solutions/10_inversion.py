@@ -56,7 +56,8 @@ def exercise_3():
     changes = {}
     for shift in (2, 4):
         shifted = torch.roll(images, shifts=(shift, shift), dims=(2, 3))
-        changes[shift] = {layer: relative_feature_error(model, shifted, images, layer).mean().item() for layer in layers}
+        changes[shift] = {layer: relative_feature_error(model, shifted, images, layer).mean().item()
+                          for layer in layers}
         print(f"shift {shift} px: " + ", ".join(f"{k} {v:.3f}" for k, v in changes[shift].items()))
         values = list(changes[shift].values())
         assert all(deeper < shallower for shallower, deeper in zip(values, values[1:])), changes[shift]

@@ -54,7 +54,8 @@ def exercise_2():
     model, photos = _setup()
     ratios = {}
     for jitter in (0, 8):
-        dream = deepdream(model, photos, "features.relu5", seed=SEED, **{**SETTINGS, "max_jitter": jitter, "octaves": 1})
+        settings = {**SETTINGS, "max_jitter": jitter, "octaves": 1}
+        dream = deepdream(model, photos, "features.relu5", seed=SEED, **settings)
         ratios[jitter] = grid_power(dream - photos)
         print(f"max_jitter={jitter}: power at the 8-pixel grid / nearby = {ratios[jitter]:.1f}")
     assert ratios[0] > 1.2 * ratios[8], ratios

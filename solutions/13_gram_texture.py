@@ -34,7 +34,8 @@ def exercise_1():
     for relative in (True, False):
         result = synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED, relative=relative)
         scores[relative] = judge_scores(result.images, sample)
-        print(f"relative={relative}: judge Gram distance {scores[relative][0]:.4f}, patch distance {scores[relative][1]:.4f}")
+        gram, patch = scores[relative]
+        print(f"relative={relative}: judge Gram distance {gram:.4f}, patch distance {patch:.4f}")
     assert abs(scores[True][0] - scores[False][0]) < 0.005 and abs(scores[True][1] - scores[False][1]) < 0.01, scores
     return sizes, scores
 

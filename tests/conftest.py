@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from vizlib.models import VizModel, course_model, freeze  # noqa: E402
+from vizlib.models import course_model  # noqa: E402
+from vizlib.wrapper import VizModel, freeze  # noqa: E402
 
 
 def pytest_addoption(parser):

@@ -26,7 +26,7 @@ from vizlib.adversarial import (  # noqa: E402
     fgsm, fooling_image, loss_gradient, perturbation_norms, pgd, random_sign_noise, show_attack,
 )
 from vizlib.arguments import predict  # noqa: E402
-from vizlib.models import VizModel, freeze  # noqa: E402
+from vizlib.wrapper import VizModel, freeze
 
 SIZE, HIDDEN, CLASSES = 4, 6, 4
 MEAN, STD = 0.5, 0.25

@@ -15,7 +15,8 @@ from torch import nn
 from model_state import assert_unchanged, fingerprint
 from vizlib.cam import cam_network, class_activation_maps, feature_map_layers, grad_cam, guided_grad_cam
 from vizlib.course_data import make_shapes
-from vizlib.models import VizModel, freeze, random_imagenet_model
+from vizlib.models import random_imagenet_model
+from vizlib.wrapper import VizModel, freeze
 
 
 def captum_grad_cam(model, images, layer, classes, mode):

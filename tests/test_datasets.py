@@ -4,7 +4,9 @@ import torch
 from PIL import Image
 
 from vizlib import config
-from vizlib.datasets import PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model, photograph_crops, photograph_sources
+from vizlib.datasets import (
+    PHOTOGRAPHS, DataNotAvailableError, Imagenette, images_for_model, photograph_crops, photograph_sources,
+)
 from vizlib.images import load_sample_image
 from vizlib.models import random_imagenet_model
 

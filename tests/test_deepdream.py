@@ -10,7 +10,7 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.deepdream import deepdream, dream_step, layer_energy
-from vizlib.models import VizModel, freeze
+from vizlib.wrapper import VizModel, freeze
 
 
 def wrapped(net):

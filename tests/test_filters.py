@@ -18,7 +18,7 @@ from torchvision.utils import make_grid
 
 from model_state import assert_unchanged, fingerprint
 from vizlib import filters
-from vizlib.models import course_model, random_imagenet_model
+from vizlib.models import random_imagenet_model
 
 matplotlib.use("Agg")
 
@@ -131,7 +131,8 @@ def test_a_constant_tile_is_mid_grey():
     assert torch.equal(filters.rescale_each(tiles), torch.full((2, 3, 4, 4), 0.5))
 
 
-@pytest.mark.parametrize("n, ncols, padding, pad_value", [(32, 8, 1, 1.0), (10, 4, 2, 0.0), (3, 8, 0, 0.5), (7, 7, 1, 1.0)])
+@pytest.mark.parametrize("n, ncols, padding, pad_value",
+                         [(32, 8, 1, 1.0), (10, 4, 2, 0.0), (3, 8, 0, 0.5), (7, 7, 1, 1.0)])
 def test_filter_grid_matches_torchvision_make_grid(n, ncols, padding, pad_value):
     weights = torch.randn(n, 3, 7, 7, generator=torch.Generator().manual_seed(n))
     grid = filters.filter_grid(weights, ncols, padding=padding, pad_value=pad_value)
@@ -189,7 +190,8 @@ def test_constant_filters_are_maximally_smooth_and_checkerboards_minimally():
     assert filters.low_frequency_fraction(constant).item() == pytest.approx(1.0)
     assert filters.low_frequency_fraction(-0.2 * torch.ones(1, 3, 5, 8)).item() == pytest.approx(1.0)
     sign = (-1.0) ** torch.arange(8)
-    assert filters.low_frequency_fraction(torch.outer(sign, sign).expand(1, 3, 8, 8)).item() == pytest.approx(0.0, abs=1e-12)
+    checkerboard = torch.outer(sign, sign).expand(1, 3, 8, 8)
+    assert filters.low_frequency_fraction(checkerboard).item() == pytest.approx(0.0, abs=1e-12)
     # 7x7 checkerboard: per axis |X_k| = 1 / |cos(pi k / 7)| (sum of a geometric series), total
     # energy 7 * 7 (Parseval); at cutoff 0.25 the low bins are k in {0, 1, 6} on each axis.
     sign = (-1.0) ** torch.arange(7)
@@ -230,7 +232,8 @@ def test_a_zero_filter_has_no_share():
 @pytest.mark.parametrize("call, error, message", [
     (lambda: filters.low_frequency_fraction(torch.rand(4, 3, 7, 7), cutoff=0), ValueError, r"\(0, 0\.7071\]"),
     (lambda: filters.low_frequency_fraction(torch.rand(4, 3, 7, 7), cutoff=0.8), ValueError, r"\(0, 0\.7071\]"),
-    (lambda: filters.low_frequency_fraction(torch.rand(4, 3, 7, 7), cutoff="low"), ValueError, "cutoff must be a number"),
+    (lambda: filters.low_frequency_fraction(torch.rand(4, 3, 7, 7), cutoff="low"), ValueError,
+     "cutoff must be a number"),
     (lambda: filters.low_frequency_fraction(torch.rand(3, 7, 7)), ValueError, r"\(filters, channels, kh, kw\)"),
     (lambda: filters.low_frequency_fraction(torch.rand(0, 3, 7, 7)), ValueError, "non-empty"),
     (lambda: filters.low_frequency_fraction(np.zeros((1, 3, 7, 7))), TypeError, "torch.Tensor"),
@@ -247,10 +250,13 @@ def test_untrained_like_is_the_same_architecture_freshly_initialised(course):
     state = torch.random.get_rng_state()
     fresh = filters.untrained_like(course, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
-    assert [(k, v.shape) for k, v in fresh.state_dict().items()] == [(k, v.shape) for k, v in course.state_dict().items()]
+    def shapes(model):
+        return [(k, v.shape) for k, v in model.state_dict().items()]
+    assert shapes(fresh) == shapes(course)
     assert not torch.equal(filters.filter_weights(fresh), filters.filter_weights(course))
     assert torch.equal(filters.filter_weights(fresh), filters.filter_weights(filters.untrained_like(course, seed=3)))
-    assert not torch.equal(filters.filter_weights(fresh), filters.filter_weights(filters.untrained_like(course, seed=4)))
+    other_seed = filters.untrained_like(course, seed=4)
+    assert not torch.equal(filters.filter_weights(fresh), filters.filter_weights(other_seed))
     assert not fresh.training and not any(p.requires_grad for p in fresh.parameters())
     assert course.trained and not fresh.trained     # vizlib.is_trained skips the claims that need training on it
     with pytest.raises(ValueError, match="known: course, .*squeezenet1_1"):

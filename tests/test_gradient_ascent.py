@@ -19,8 +19,9 @@ from vizlib.gradient_ascent import (
     high_frequency_share,
     settings_for, shift_rescale, start_image, transform_robustness, unit_visualization,
 )
-from vizlib.models import VizModel, freeze, random_imagenet_model
+from vizlib.models import random_imagenet_model
 from vizlib.optim import DivergenceError, gaussian_blur
+from vizlib.wrapper import VizModel, freeze
 
 PLAIN_SGD = AscentSettings(steps=1, lr=0.01, optimizer="sgd")  # no regulariser at all
 

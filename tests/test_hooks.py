@@ -3,8 +3,9 @@ import torch
 from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
+from vizlib.hooks import capture_activations, temporary_hooks
 from vizlib.models import random_imagenet_model
+from vizlib.wrapper import get_layer, layer_names
 
 
 def test_layers_by_name_or_module(course):

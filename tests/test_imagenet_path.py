@@ -41,7 +41,8 @@ from vizlib.inversion import invert
 from vizlib.models import random_imagenet_model
 from vizlib.neighbours import extract_features, nearest_neighbours
 from vizlib.occlusion import occlusion
-from vizlib.patches import channel_patches, receptive_field, top_activations
+from vizlib.patches import channel_patches, top_activations
+from vizlib.receptive_field import receptive_field
 from vizlib.saliency import saliency, smoothgrad
 from vizlib.style_transfer import style_transfer
 from vizlib.wrapper import network

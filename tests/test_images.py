@@ -53,7 +53,8 @@ def test_check_images_says_what_was_expected_and_given(bad, error, words):
         check_images(bad)
 
 
-@pytest.mark.parametrize("value, words", [(float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite")])
+@pytest.mark.parametrize("value, words",
+                         [(float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite")])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
 def test_a_single_nan_or_infinite_pixel_anywhere_is_refused(value, words, dtype):
     for index in ((0, 0, 0, 0), (2, 1, 5, 3), (3, 2, 7, 7)):     # first, middle and last pixel of the batch

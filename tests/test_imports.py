@@ -1,4 +1,5 @@
-"""vizlib read as one package: no import circle, and no module reaching into another's private names.
+"""vizlib read as one package: no import circle, no module reaching into another's private names, and every
+name imported from the module that defines it (the package's own `vizlib.X` shortcuts aside).
 
 Both rules are read from the source with `ast`, so imports inside functions count
 as much as those at the top of a module (a circle hidden in a function still ties
@@ -6,6 +7,7 @@ two modules together, it only fails later).
 """
 
 import ast
+import json
 
 import pytest
 
@@ -13,6 +15,7 @@ from vizlib.config import REPO_ROOT
 
 PACKAGE = "vizlib"
 CHECKED_DIRS = (REPO_ROOT / "vizlib", REPO_ROOT / "benchmarks")
+IMPORTING_DIRS = CHECKED_DIRS + (REPO_ROOT / "tests", REPO_ROOT / "solutions")
 
 
 def module_name(path, root=REPO_ROOT):
@@ -151,3 +154,53 @@ def test_the_private_name_check_catches_both_forms(tmp_path):
 )
 def test_no_module_uses_another_modules_private_names(path):
     assert private_uses(path, vizlib_modules()) == []
+
+
+def defined_names(path):
+    """The names a module binds at its top level itself: functions, classes and assignments, not imports."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {leaf.id for target in targets for leaf in ast.walk(target) if isinstance(leaf, ast.Name)}
+    return names
+
+
+def borrowed_names(tree, importer, modules, is_package=False):
+    """'line: from M import x' for each vizlib name imported from a module that only imports it itself."""
+    found = []
+    for module, imported, _, line in imported_names(tree, importer, is_package):
+        if module in modules and module != PACKAGE and imported and f"{module}.{imported}" not in modules:
+            if imported not in defined_names(modules[module]):
+                found.append(f"{line}: from {module} import {imported}")
+    return found
+
+
+def notebook_code(path):
+    """A notebook's code cells as one module, shell and magic lines left out."""
+    cells = [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+    return "\n".join(line for cell in cells for line in "".join(cell["source"]).splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+
+
+def test_the_borrowed_name_check_catches_a_re_export(tmp_path):
+    source = ("from vizlib.hooks import get_layer, forward_to\n"
+              "from vizlib.wrapper import get_layer\nfrom vizlib import images\n")
+    assert borrowed_names(ast.parse(source), "", vizlib_modules()) == ["1: from vizlib.hooks import get_layer"]
+
+
+IMPORTERS = ([p for d in IMPORTING_DIRS for p in sorted(d.rglob("*.py"))]
+             + sorted((REPO_ROOT / "notebooks").glob("*.ipynb")))
+
+
+@pytest.mark.parametrize("path", IMPORTERS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_name_is_imported_from_the_module_that_defines_it(path):
+    """One home per name: `get_layer` comes from vizlib.wrapper, never through vizlib.hooks, which uses it."""
+    if path.suffix == ".ipynb":
+        tree, importer, is_package = ast.parse(notebook_code(path)), "", False
+    else:
+        importer = module_name(path) if path.is_relative_to(REPO_ROOT / PACKAGE) else ""
+        tree, is_package = ast.parse(path.read_text()), path.name == "__init__.py"
+    assert borrowed_names(tree, importer, vizlib_modules(), is_package) == []

@@ -17,7 +17,8 @@ from vizlib.course_data import make_shapes
 from vizlib.integrated_gradients import (
     RULES, completeness_error, gradient_x_input, integrated_gradients, make_baselines, path_rule,
 )
-from vizlib.models import VizModel, freeze, random_imagenet_model
+from vizlib.models import random_imagenet_model
+from vizlib.wrapper import VizModel, freeze
 
 
 class SumOfCubes(nn.Module):

@@ -11,7 +11,7 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.inversion import default_layers, invert, relative_feature_error, start_noise
-from vizlib.models import VizModel, freeze
+from vizlib.wrapper import VizModel, freeze
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def test_imagenet_class_names_come_with_random_models():
 
 def test_random_models_are_seeded_and_keep_the_global_random_state():
     state = torch.random.get_rng_state()
-    first, again = models.random_imagenet_model("squeezenet1_1", seed=3), models.random_imagenet_model("squeezenet1_1", seed=3)
+    first, again = (models.random_imagenet_model("squeezenet1_1", seed=3) for _ in range(2))
     other = models.random_imagenet_model("squeezenet1_1", seed=4)
     assert torch.equal(torch.random.get_rng_state(), state)
     weights = [next(m.parameters()) for m in (first, again, other)]

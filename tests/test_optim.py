@@ -105,7 +105,8 @@ def test_optimize_image_reaches_a_target_inside_the_range():
     def objective(images):
         return (images - target).pow(2).sum()
 
-    for parameterization, optimizer, lr in (("clamp", "adam", 0.05), ("sigmoid", "lbfgs", 1.0), ("clamp", "normalized", 0.05)):
+    settings = (("clamp", "adam", 0.05), ("sigmoid", "lbfgs", 1.0), ("clamp", "normalized", 0.05))
+    for parameterization, optimizer, lr in settings:
         result = optimize_image(objective, torch.full_like(target, 0.5), steps=200, lr=lr,
                                 optimizer=optimizer, parameterization=parameterization, show_progress=False)
         assert (result.images - target).abs().max() < 0.05, (parameterization, optimizer)

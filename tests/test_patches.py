@@ -136,9 +136,9 @@ def test_patches_are_the_field_cut_from_a_padded_image():
     for n, (i, (row, col)) in enumerate(zip(image_index.tolist(), position.tolist())):
         top, left = -5 + 4 * row + pad, -2 + 3 * col + pad
         assert torch.equal(cut[n], padded[i, :, top:top + 7, left:left + 9])
-        t, l, b, r = field.clipped_box(row, col, (20, 24))
+        t, left_edge, b, r = field.clipped_box(row, col, (20, 24))
         expected = torch.zeros(7, 9, dtype=torch.bool)
-        expected[t - (top - pad):b - (top - pad), l - (left - pad):r - (left - pad)] = True
+        expected[t - (top - pad):b - (top - pad), left_edge - (left - pad):r - (left - pad)] = True
         assert torch.equal(inside[n], expected)
     assert not inside[0].all() and inside[1].all()  # the corner unit's field leaves the image
 

@@ -30,7 +30,8 @@ def test_every_result_names_its_main_field_by_the_convention():
     results = {name: cls for name, cls in public_dataclasses().items() if name.endswith("Result") or name in MAIN_FIELD}
     assert set(results) == set(MAIN_FIELD)
     for name, cls in results.items():
-        assert MAIN_FIELD[name] in {f.name for f in dataclasses.fields(cls)}, f"{name} has no field {MAIN_FIELD[name]!r}"
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert MAIN_FIELD[name] in fields, f"{name} has no field {MAIN_FIELD[name]!r}"
 
 
 def test_no_public_named_tuples():

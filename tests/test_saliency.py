@@ -16,10 +16,11 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.course_data import make_shapes
-from vizlib.models import VizModel, freeze
 from vizlib.saliency import (
-    attribution_map, centre_bias_maps, mask_share, pointing_game, random_maps, roughness, saliency, show_maps, smoothgrad,
+    attribution_map, centre_bias_maps, mask_share, pointing_game, random_maps, roughness, saliency, show_maps,
+    smoothgrad,
 )
+from vizlib.wrapper import VizModel, freeze
 
 
 @pytest.fixture
@@ -127,15 +128,16 @@ def test_smoothgrad_without_noise_is_saliency_and_is_reproducible(small_classifi
     classes = torch.tensor([1, 3, 0])
     plain = captum_saliency(small_classifier, images, classes)
     assert (smoothgrad(small_classifier, images, classes, n_samples=3, noise_level=0.0) - plain).abs().max() <= 1e-6
-    first = smoothgrad(small_classifier, images, classes, n_samples=4, seed=5, show_progress=False)
-    assert torch.equal(first, smoothgrad(small_classifier, images, classes, n_samples=4, seed=5, show_progress=False))
-    assert not torch.equal(first, smoothgrad(small_classifier, images, classes, n_samples=4, seed=6, show_progress=False))
+    def seeded(seed):
+        return smoothgrad(small_classifier, images, classes, n_samples=4, seed=seed, show_progress=False)
+    first = seeded(5)
+    assert torch.equal(first, seeded(5))
+    assert not torch.equal(first, seeded(6))
     # the default class is the prediction on the clean image, not on the noisy copies
     with torch.no_grad():
         predicted = small_classifier(images).argmax(1)
-    assert torch.equal(
-        smoothgrad(small_classifier, images, n_samples=2, seed=1), smoothgrad(small_classifier, images, predicted, n_samples=2, seed=1)
-    )
+    assert torch.equal(smoothgrad(small_classifier, images, n_samples=2, seed=1),
+                       smoothgrad(small_classifier, images, predicted, n_samples=2, seed=1))
 
 
 def test_the_input_and_its_gradient_are_left_alone(course, shapes):
@@ -204,7 +206,8 @@ def test_baseline_maps():
     assert torch.allclose(centre, centre.flip(-1)) and torch.allclose(centre, centre.flip(-2))
     assert centre[0, 3:5, 4:6].min() == centre.max()  # the peak is the four central pixels
     # standard deviation 0.25 * 8 = 2 pixels vertically: exp(-1/2) one sigma from the centre
-    assert centre[0, 1, 4].item() == pytest.approx(np.exp(-0.5 * ((1.5 - 4) ** 2 / 4 + (4.5 - 5) ** 2 / 6.25)), rel=1e-6)
+    expected = np.exp(-0.5 * ((1.5 - 4) ** 2 / 4 + (4.5 - 5) ** 2 / 6.25))
+    assert centre[0, 1, 4].item() == pytest.approx(expected, rel=1e-6)
     assert torch.equal(random_maps(3, 4, 4, seed=1), random_maps(3, 4, 4, seed=1))
     assert not torch.equal(random_maps(3, 4, 4, seed=1), random_maps(3, 4, 4, seed=2))
 

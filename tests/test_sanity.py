@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.models import VizModel, freeze
 from vizlib.sanity import (
     cascading_copies, layer_groups, randomization_check, rank_correlation,
 )
+from vizlib.wrapper import VizModel, freeze
 
 
 def test_rank_correlation_matches_scipy_with_ties():

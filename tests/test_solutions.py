@@ -3,9 +3,9 @@
 Checks:
 - every reference solution in ``solutions/NN_topic.py`` runs: each ``exercise_K`` function is one test
   case (fast mode), and each ends with an assert of the finding its worked answer states;
-- every notebook listed in ``DONE`` asks at least two inline questions, each ``**Inline question`` markdown
-  cell directly followed by an instructor-tagged ``**Answer.**`` cell, and its Exercises cell is directly
-  followed by an instructor-tagged ``**Answers to the exercises (instructor).**`` cell;
+- every concept notebook (01 on) has its solutions file and asks at least two inline questions, each
+  ``**Inline question`` markdown cell directly followed by an instructor-tagged ``**Answer.**`` cell, and its
+  Exercises cell is directly followed by an instructor-tagged ``**Answers to the exercises (instructor).**`` cell;
 - every ``exercise_K`` names an exercise that its notebook's Exercises cell has.
 
 One notebook's solutions at teaching quality: ``VIZLIB_FAST=0 pytest tests/test_solutions.py -k 14_style_transfer``.
@@ -23,8 +23,8 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 SOLUTION_DIR = REPO_ROOT / "solutions"
 SOLUTION_FILES = sorted(SOLUTION_DIR.glob("[0-9][0-9]_*.py"))
 
-# Notebooks that carry inline questions and exercise answers; extend it as more are covered.
-DONE = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
+# Every concept notebook (all but the tour, 00) carries inline questions and exercise answers.
+CONCEPTS = [path.name[:2] for path in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")) if path.name[:2] != "00"]
 
 
 def load_solutions(path):
@@ -79,12 +79,13 @@ def exercise_numbers(source):
     return {int(number) for number in re.findall(r"^(\d+)\.\s", section, flags=re.M)}
 
 
-def test_done_lists_existing_notebooks():
-    for number in DONE:
-        notebook_path(number)
+def test_every_concept_notebook_has_its_solutions_file():
+    assert len(CONCEPTS) >= 19
+    assert [path.stem[:2] for path in SOLUTION_FILES] == CONCEPTS
+    assert [path.stem for path in SOLUTION_FILES] == [notebook_path(number).stem for number in CONCEPTS]
 
 
-@pytest.mark.parametrize("number", DONE)
+@pytest.mark.parametrize("number", CONCEPTS)
 def test_inline_questions_are_followed_by_instructor_answers(number):
     notebook_cells = cells(notebook_path(number))
     questions = [i for i, cell in enumerate(notebook_cells)
@@ -100,7 +101,7 @@ def test_inline_questions_are_followed_by_instructor_answers(number):
             f"notebook {number}: the cell after the question in cell {i} does not start with **Answer.**")
 
 
-@pytest.mark.parametrize("number", DONE)
+@pytest.mark.parametrize("number", CONCEPTS)
 def test_exercises_are_followed_by_instructor_answers(number):
     notebook_cells = cells(notebook_path(number))
     i = exercises_cell_index(notebook_cells)

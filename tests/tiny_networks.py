@@ -4,7 +4,7 @@ is the `tiny_model` fixture in conftest.py)."""
 import torch
 from torch import nn
 
-from vizlib.models import VizModel, freeze
+from vizlib.wrapper import VizModel, freeze
 
 
 def feature_network(dtype=torch.float32):

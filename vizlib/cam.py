@@ -33,8 +33,8 @@ from torch import nn
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
 from vizlib.guided_backprop import guided_backprop
-from vizlib.hooks import capture_activations, get_layer, layer_names, temporary_hooks
-from vizlib.wrapper import VizModel, as_viz_model, checks_inputs, freeze
+from vizlib.hooks import capture_activations, temporary_hooks
+from vizlib.wrapper import VizModel, as_viz_model, checks_inputs, freeze, get_layer, layer_names
 
 MODES = ("bilinear", "nearest")
 

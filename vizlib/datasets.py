@@ -73,7 +73,8 @@ def photograph_crops(n, size, seed=0):
     plan = _crop_plan(n, size, seed)
     if not plan:
         return torch.zeros(0, 3, size, size)
-    larger = {source: load_sample_image(PHOTOGRAPHS[source], size=2 * size) for source, top, _ in plan if top is not None}
+    larger = {source: load_sample_image(PHOTOGRAPHS[source], size=2 * size)
+              for source, top, _ in plan if top is not None}
     return torch.cat([
         load_sample_image(PHOTOGRAPHS[source], size=size) if top is None
         else larger[source][..., top:top + size, left:left + size]
@@ -104,5 +105,6 @@ def images_for_model(model, n, *, seed=0, split="held_out"):
         return photograph_crops(n, model.input_size, seed), None, None
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     items = [data[int(i)] for i in order]
-    images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, model.input_size, model.input_size)
+    size = model.input_size
+    images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, size, size)
     return images, torch.tensor([label for _, label in items], dtype=torch.long), None

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from vizlib.config import progress
-from vizlib.hooks import forward_to, get_layer
+from vizlib.hooks import forward_to
 from vizlib.optim import jitter, normalized_step
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import checks_inputs, get_layer
 
 
 @checks_inputs("images")

@@ -44,8 +44,8 @@ from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size
 from vizlib.config import progress
 from vizlib.counts import check_positive_int
 from vizlib.course_data import CLASSES
-from vizlib.hooks import get_layer, layer_features
-from vizlib.wrapper import checks_inputs
+from vizlib.hooks import layer_features
+from vizlib.wrapper import checks_inputs, get_layer
 
 QUANTILE = 0.005            # Bau et al. 2017: the top 0.5% of a unit's activations
 IOU_THRESHOLD = 0.04        # Bau et al. 2017: a unit detects a concept above this IoU

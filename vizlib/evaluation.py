@@ -2,8 +2,8 @@
 
 Every attribution method of the course is a function `method(model, images, classes) -> maps`
 that returns (N, H, W) maps, or (N, 3, H, W) attributions that `as_map` turns into maps by the
-course's one rule (`vizlib.saliency.attribution_map`: the largest |.| over the colour channels). Three families of scores, each against
-baselines that know nothing about the image:
+course's one rule (`vizlib.saliency.attribution_map`: the largest |.| over the colour channels).
+Three families of scores, each against baselines that know nothing about the image:
 
 - **localisation** (needs object masks): mask share and the pointing game of 06;
 - **faithfulness** (Petsiuk et al. 2018): delete the pixels in the map's order, most
@@ -103,7 +103,8 @@ def perturbation_curves(model, images, maps, classes=None, *, mode="deletion", s
     ranks = pixel_ranks(maps).view(n, 1, height, width).to(images.device)
     start, end = (images, torch.full_like(images, FILL)) if mode == "deletion" else (blurred(images), images)
     curves = images.new_empty(n, steps + 1)
-    pairs = torch.arange(n * (steps + 1), device=images.device)     # pair p: image p // (steps + 1), step p % (steps + 1)
+    # pair p: image p // (steps + 1), step p % (steps + 1)
+    pairs = torch.arange(n * (steps + 1), device=images.device)
     with torch.no_grad():
         for chunk in progress(pairs.split(batch_size), desc=mode, enabled=show_progress, leave=False):
             image, step = chunk // (steps + 1), chunk % (steps + 1)

@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from vizlib.hooks import capture_activations, get_layer, layer_names
-from vizlib.wrapper import checks_inputs
+from vizlib.hooks import capture_activations
+from vizlib.wrapper import checks_inputs, get_layer, layer_names
 
 MAX_CUTOFF = math.sqrt(0.5)  # cycles per pixel: the corner of the frequency plane
 
@@ -211,7 +211,8 @@ def _check_filter_tensor(weights):
     if not isinstance(weights, torch.Tensor):
         raise TypeError(f"weights: expected a torch.Tensor (filters, channels, kh, kw), got {type(weights).__name__}")
     if weights.dim() != 4 or weights.shape[0] == 0 or weights.shape[-1] < 1 or weights.shape[-2] < 1:
-        raise ValueError(f"weights: expected a non-empty (filters, channels, kh, kw) tensor, got shape {tuple(weights.shape)}")
+        raise ValueError("weights: expected a non-empty (filters, channels, kh, kw) tensor, "
+                         f"got shape {tuple(weights.shape)}")
 
 
 def low_frequency_mask(height, width, cutoff=0.25, *, device=None):

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 from vizlib.arguments import check_classes, resolve_classes
 from vizlib.counts import check_positive_int
-from vizlib.hooks import forward_to, get_layer
+from vizlib.hooks import forward_to
 from vizlib.images import check_images
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image
-from vizlib.wrapper import as_viz_model, checks_inputs
+from vizlib.wrapper import as_viz_model, checks_inputs, get_layer
 
 GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")

@@ -24,12 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizlib.hooks import get_layer, layer_features
+from vizlib.hooks import layer_features
 from vizlib.images import sample_crop
 from vizlib.layers import layers_for
-from vizlib.models import VizModel, freeze
 from vizlib.optim import optimize_image
-from vizlib.wrapper import checks_inputs, network
+from vizlib.wrapper import VizModel, checks_inputs, freeze, get_layer, network
 
 # Texture samples cut from the offline images: name -> (image, (top, left, side)).
 TEXTURES = {

@@ -57,10 +57,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from vizlib.arguments import check_classes, resolve_classes
-from vizlib.hooks import capture_activations, get_layer, temporary_hooks
+from vizlib.hooks import capture_activations, temporary_hooks
 from vizlib.images import check_images
 from vizlib.sanity import randomization_check
-from vizlib.wrapper import checks_inputs, network
+from vizlib.wrapper import checks_inputs, get_layer, network
 
 RULES = ("plain", "deconvnet", "guided")
 REDUCTIONS = ("max", "mean")

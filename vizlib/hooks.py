@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from vizlib.wrapper import get_layer, layer_names, network
+from vizlib.wrapper import get_layer, network
 
 
 @contextmanager

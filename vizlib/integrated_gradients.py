@@ -111,7 +111,8 @@ def gradient_x_input(model, images, classes=None, *, baselines="black", batch_si
     check_batch_size(batch_size)
     baselines = make_baselines(images, baselines, seed=seed)
     classes = resolve_classes(model, images, classes)
-    grads = [score_gradient(model, chunk, part)[1] for chunk, part in zip(images.split(batch_size), classes.split(batch_size))]
+    grads = [score_gradient(model, chunk, part)[1]
+             for chunk, part in zip(images.split(batch_size), classes.split(batch_size))]
     if not grads:
         return torch.zeros_like(images)
     return (images.detach() - baselines) * torch.cat(grads)
@@ -131,7 +132,8 @@ def completeness_error(model, images, attributions, classes=None, *, baselines="
     """|sum of attributions - (S_c(x) - S_c(x'))| per image (N,), relative to |S_c(x) - S_c(x')|."""
     baselines = make_baselines(images, baselines, seed=seed)
     if attributions.shape != images.shape:
-        raise ValueError(f"attributions of shape {tuple(attributions.shape)} do not match the images {tuple(images.shape)}")
+        raise ValueError(f"attributions of shape {tuple(attributions.shape)} "
+                         f"do not match the images {tuple(images.shape)}")
     difference = score_differences(model, images, baselines, classes)
     total = attributions.flatten(1).sum(1)
     return (total - difference).abs() / difference.abs().clamp_min(1e-12)

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from vizlib.counts import check_positive_int
-from vizlib.hooks import forward_to, get_layer
+from vizlib.hooks import forward_to
 from vizlib.optim import optimize_image, total_variation
-from vizlib.wrapper import checks_inputs, network
+from vizlib.wrapper import checks_inputs, get_layer, network
 
 
 @checks_inputs("images", "reference")

@@ -154,8 +154,8 @@ LAYERS = {
 
 # How the "features" layer's output becomes one vector per image: "flatten" keeps every value,
 # "mean" averages each channel over its positions (SqueezeNet's features are 13x13 maps).
-FEATURE_POOLING = {"course": "flatten", "efficientnet_lite0": "flatten", "squeezenet1_1": "mean", "alexnet": "flatten", "vgg16": "flatten",
-                   "vgg19": "flatten", "resnet18": "flatten"}
+FEATURE_POOLING = {"course": "flatten", "efficientnet_lite0": "flatten", "squeezenet1_1": "mean", "alexnet": "flatten",
+                   "vgg16": "flatten", "vgg19": "flatten", "resnet18": "flatten"}
 
 
 def layers_for(model, role):

@@ -26,11 +26,11 @@ from sklearn.neighbors import NearestNeighbors
 
 from vizlib import config
 from vizlib.arguments import check_batch_size
-from vizlib.hooks import capture_activations, get_layer
+from vizlib.hooks import capture_activations
 from vizlib.images import check_images
 from vizlib.layers import FEATURE_POOLING, layer_for
 from vizlib.plotting import FONT_SIZE, as_display_array
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import checks_inputs, get_layer
 
 # How a spatial output becomes a vector: "flatten" keeps every value; "mean" averages each
 # channel over its positions (global average pooling).

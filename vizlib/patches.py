@@ -21,11 +21,11 @@ import torch
 
 from vizlib.arguments import check_batch_size
 from vizlib.config import progress
-from vizlib.hooks import capture_activations, forward_to, get_layer
+from vizlib.hooks import capture_activations, forward_to
 from vizlib.images import check_images, values_checked
 from vizlib.plotting import live_figure
 from vizlib.receptive_field import receptive_field
-from vizlib.wrapper import check_model, checks_inputs, prepare_images
+from vizlib.wrapper import check_model, checks_inputs, get_layer, prepare_images
 
 __all__ = [
     "TopActivations", "merge_top_k", "top_activations",
@@ -155,7 +155,8 @@ def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, 
             with values_checked():
                 output = layer_output(images.to(device))
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                raise ValueError(f"layer {name!r} gives {getattr(output, 'shape', type(output).__name__)}, not activation maps "
+                got = getattr(output, "shape", type(output).__name__)
+                raise ValueError(f"layer {name!r} gives {got}, not activation maps "
                                  "(N, C, h, w): choose a convolutional layer")
             maxima, where = output.flatten(2).max(dim=2)  # (B, C): first maximum on ties
             map_size = tuple(output.shape[-2:])

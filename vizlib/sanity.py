@@ -98,7 +98,8 @@ def cascading_copies(model, steps=None, *, seed=0):
     groups = layer_groups(model)[::-1]
     if steps is not None:
         if not 1 <= steps <= len(groups):
-            raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), got {steps}")
+            raise ValueError(f"steps must be between 1 and {len(groups)} (the model's layers with weights), "
+                             f"got {steps}")
         groups = groups[:steps]
     randomised = copy.deepcopy(model)
     modules = dict(network(randomised).named_modules())
@@ -131,9 +132,9 @@ def randomization_check(model, images, classes, methods, *, steps=None, seed=0, 
     methods: {name: fn(model, images, classes) -> maps (N, ...)}. For each step of
     `cascading_copies`, every method's map is compared with the trained model's map of the
     same method: Spearman correlation per image of the maps read by `attribution_map` (the largest |.| over
-    colour channels; a map without channels keeps its positive part). The class explained stays `classes` throughout (None: each image's class as
-    the trained model predicts it). A map that is all
-    zeros has no correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    colour channels; a map without channels keeps its positive part). The class explained stays `classes`
+    throughout (None: each image's class as the trained model predicts it). A map that is all zeros has no
+    correlation (NaN) and is left out of the means. Returns a RandomizationResult.
     """
     classes = resolve_classes(model, images, classes)
     trained = {name: method(model, images, classes) for name, method in methods.items()}

@@ -45,11 +45,11 @@ from torch import nn
 
 from vizlib import config
 from vizlib.gram_texture import default_layer_weights, gram_matrix, random_filter_bank, style_loss
-from vizlib.hooks import get_layer, layer_features
+from vizlib.hooks import layer_features
 from vizlib.images import check_images, sample_crop
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
-from vizlib.wrapper import checks_inputs
+from vizlib.wrapper import checks_inputs, get_layer
 
 # The offline recipe, spelled out: the course model's content layer, and the layers of `default_style_model`
 # with weight 1, which are also what the defaults give for these two networks. (VGG-19's layers, as in
