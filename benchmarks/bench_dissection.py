@@ -49,9 +49,9 @@ def comparisons():
                 goal="speed-up >= 0.7", repeats=3)
             yield Comparison(f"dissection pass 2 (IoU), {where}", bare, (
                 "dissect_layers, thresholds given", lambda: dissect_layers(
-                    model, images, concepts, layers, thresholds=thresholds, **options)),
+                    model, images, layers, concepts, thresholds=thresholds, **options)),
                 goal="speed-up >= 0.7", repeats=3)
             yield Comparison(f"dissection, both passes, {where}", (
                 "two bare forwards", _bare_forward(model, images, batch_size, times=2)), (
-                "dissect_layers", lambda: dissect_layers(model, images, concepts, layers, **options)),
+                "dissect_layers", lambda: dissect_layers(model, images, layers, concepts, **options)),
                 goal="speed-up >= 0.7", repeats=3)

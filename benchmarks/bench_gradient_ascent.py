@@ -32,7 +32,7 @@ def comparisons():
         return grad
 
     def regularised_step():
-        return class_visualization(model, [1], settings, init=image, show_progress=False).images
+        return class_visualization(model, [1], settings=settings, init=image, show_progress=False).images
 
     yield Comparison(
         "gradient ascent, random SqueezeNet, 1 image 224px",

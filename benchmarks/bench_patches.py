@@ -25,7 +25,7 @@ def _bare_forward(model, images, batch_size):
 
 def _streaming(model, layer, images, batch_size, stop_early):
     def run():
-        top_activations(model, layer, images, k=9, batch_size=batch_size, stop_early=stop_early, show_progress=False)
+        top_activations(model, images, layer, k=9, batch_size=batch_size, stop_early=stop_early, show_progress=False)
 
     return run
 

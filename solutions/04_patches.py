@@ -31,7 +31,7 @@ def exercise_1():
     result = {}
     for layer in ("features.relu3", "features.relu4"):
         field = receptive_field(model, layer)
-        top = patches.top_activations(model, layer, images, k=K, show_progress=False)
+        top = patches.top_activations(model, images, layer, k=K, show_progress=False)
         result[layer] = (field.size[0], padding_share(images, field, top))
         print(f"{layer}: field {field.size[0]} px on {images.shape[-1]} px images, "
               f"{result[layer][1]:.0%} of its top patches is padding")
@@ -61,10 +61,10 @@ def exercise_3():
     model = course_model()
     images, _, _ = images_for_model(model, N_IMAGES, seed=SEED)
     layer = "features.relu3"
-    top = patches.top_activations(model, layer, images, k=K, show_progress=False)
+    top = patches.top_activations(model, images, layer, k=K, show_progress=False)
     index, position = patches.random_units(top, K * 20, seed=SEED)
-    features = patches.unit_features(model, layer, images, index, position).view(20, K, -1)
-    centre = patches.unit_features(model, layer, images, *patches.random_units(top, K * 20, seed=SEED + 1)).mean(0)
+    features = patches.unit_features(model, images, layer, index, position).view(20, K, -1)
+    centre = patches.unit_features(model, images, layer, *patches.random_units(top, K * 20, seed=SEED + 1)).mean(0)
     raw = sum(patches.mean_pairwise_cosine(group) for group in features) / len(features)
     centred = sum(patches.mean_pairwise_cosine(group, centre=centre) for group in features) / len(features)
     print(f"random patches, mean pairwise cosine: raw {raw:.3f}, centred {centred:.3f}")
@@ -77,7 +77,7 @@ def exercise_4():
     images, _, _ = images_for_model(model, N_IMAGES, seed=SEED)
     margins = {}
     for name, net in (("trained", model), ("untrained", course_model(trained=False, seed=SEED))):
-        top = patches.top_activations(net, "features.relu3", images, k=K, show_progress=False)
+        top = patches.top_activations(net, images, "features.relu3", k=K, show_progress=False)
         top_similarity, random_similarity = patches.feature_similarity(net, images, top, seed=SEED)
         margins[name] = (top_similarity.mean() - random_similarity.mean()).item()
     print(f"margin of top over random patches at features.relu3: {margins}")
@@ -89,9 +89,9 @@ def exercise_5():
     model = course_model()
     seeds = range(4)
     stream = (make_shapes(64, "held_out", seed=s)[0] for s in seeds)
-    streamed = patches.top_activations(model, "features.relu3", stream, k=K, show_progress=False)
+    streamed = patches.top_activations(model, stream, "features.relu3", k=K, show_progress=False)
     everything = torch.cat([make_shapes(64, "held_out", seed=s)[0] for s in seeds])
-    in_memory = patches.top_activations(model, "features.relu3", everything, k=K, show_progress=False)
+    in_memory = patches.top_activations(model, everything, "features.relu3", k=K, show_progress=False)
     assert torch.equal(streamed.image_index, in_memory.image_index)
     # to cut a patch, re-render the image from (seed, position within its batch): index // 64, index % 64
     index = int(streamed.image_index[0, 0])

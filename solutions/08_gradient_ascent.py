@@ -16,7 +16,7 @@ N_TRANSFORMS = 32
 def run(model, settings, n_classes=8):
     classes = list(range(n_classes))
     start = start_image(len(classes), model.input_size, seed=SEED, device=model.device)
-    images = class_visualization(model, classes, settings, init=start, seed=SEED, show_progress=False).images
+    images = class_visualization(model, classes, settings=settings, init=start, seed=SEED, show_progress=False).images
     kept = transform_robustness(model, images, classes, n=N_TRANSFORMS, seed=SEED).mean().item()
     return images, kept, high_frequency_share(images).mean().item()
 
@@ -82,7 +82,7 @@ def exercise_4():
                                     blur_sigma=settings.blur_sigma, seed=SEED, show_progress=False)
     by_probability = getattr(by_probability, "images", by_probability)
     by_score = class_visualization(model, classes.tolist(),
-                                   settings.replace(l2=0.0, value_percentile=0.0, contribution_percentile=0.0),
+                                   settings=settings.replace(l2=0.0, value_percentile=0.0, contribution_percentile=0.0),
                                    init=start, seed=SEED, show_progress=False).images
     with torch.no_grad():
         probability = model(by_probability).softmax(1).gather(1, classes[:, None]).mean().item()

@@ -25,7 +25,7 @@ def exercise_1():
     rows = {}
     for weight in (1.0, 10.0, 100.0):
         result = invert(model, images, deepest, steps=steps, lr=LR, tv_weight=weight, seed=SEED).images
-        rows[weight] = (relative_feature_error(model, result, images, deepest).mean().item(),
+        rows[weight] = (relative_feature_error(model, result, deepest, images).mean().item(),
                         total_variation(result).item() / result.numel())
         print(f"TV weight {weight:5.0f}: feature error {rows[weight][0]:.3f}, TV/pixel {rows[weight][1]:.5f}")
     assert rows[100.0][1] < 0.1 * rows[1.0][1], rows
@@ -56,7 +56,7 @@ def exercise_3():
     changes = {}
     for shift in (2, 4):
         shifted = torch.roll(images, shifts=(shift, shift), dims=(2, 3))
-        changes[shift] = {layer: relative_feature_error(model, shifted, images, layer).mean().item()
+        changes[shift] = {layer: relative_feature_error(model, shifted, layer, images).mean().item()
                           for layer in layers}
         print(f"shift {shift} px: " + ", ".join(f"{k} {v:.3f}" for k, v in changes[shift].items()))
         values = list(changes[shift].values())

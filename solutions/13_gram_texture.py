@@ -20,7 +20,7 @@ def judge_scores(images, sample):
     """(Gram distance in the notebook's judge network, 8x8 nearest-patch distance): neither is optimised."""
     judge = random_filter_bank(kernel_sizes=(7,), channels=64, octaves=4, seed=1)
     layers = list(default_texture_weights(judge))
-    return (gram_distance(judge, images, sample, layers).mean().item(),
+    return (gram_distance(judge, images, layers, sample).mean().item(),
             nearest_window_distance(images, sample, 8, stride=2).mean().item())
 
 

@@ -78,7 +78,7 @@ def exercise_3():
         result = style_transfer(model, content, styles[made_with], content_weight=CONTENT_WEIGHT, init="content",
                                 steps=STEPS, **options).images
         for judged_against in sizes:
-            distance[made_with, judged_against] = gram_distance(judge, result, styles[judged_against], layers).item()
+            distance[made_with, judged_against] = gram_distance(judge, result, layers, styles[judged_against]).item()
         print(f"style at {made_with} px: judge Gram distance to the style at "
               + ", ".join(f"{size} px {distance[made_with, size]:.3f}" for size in sizes))
     for size in sizes:

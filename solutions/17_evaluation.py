@@ -86,7 +86,7 @@ def exercise_2():
     model = load_model("course")
     images, labels, _ = _score_set(8)
     methods = {"edge map": edge_map, "saliency": lambda m, x, c: saliency(m, x, c)}
-    result = randomization_check(model, images.to(model.device), labels, methods, steps=3, seed=SEED, keep=1)
+    result = randomization_check(model, images.to(model.device), methods, labels, steps=3, seed=SEED, keep=1)
     for name in methods:
         print(f"{name:10s} " + " ".join(f"{v:.3f}" for v in result.mean(name).tolist()))
     assert result.mean("edge map").min().item() > 0.999
@@ -120,7 +120,7 @@ def exercise_3():
     n, _, height, width = images.shape
     maps = {"colour-centred": colour_centred_map(model, images, labels),
             "centre bias": centre_bias_maps(n, height, width, sigma=0.15)}
-    table = score_maps(model, images, maps, labels, masks, steps=STEPS).table
+    table = score_maps(model, images, maps, labels, masks=masks, steps=STEPS).table
     for name, row in table.items():
         print(f"{name:15s} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     ours, centre = table["colour-centred"], table["centre bias"]
@@ -136,7 +136,7 @@ def exercise_4():
     images, labels, masks = _score_set()
     images = images.to(model.device)
     maps = {f"SmoothGrad {k}": smoothgrad(model, images, labels, n_samples=k, show_progress=False) for k in (2, 10, 50)}
-    scores = score_maps(model, images, maps, labels, masks, steps=STEPS)
+    scores = score_maps(model, images, maps, labels, masks=masks, steps=STEPS)
     print(scores.format())
     # the finding: none of the scores moves beyond the noise of 32 images as the samples grow
     for column in ("mask share", "deletion AUC", "insertion AUC"):

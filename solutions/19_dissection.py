@@ -25,7 +25,7 @@ def exercise_1():
     for label, net in (("trained", model), ("random", random_model)):
         thresholds = activation_thresholds(net, rendered.images, last, show_progress=False)   # pass 1 once
         for iou_threshold in (0.02, 0.04, 0.08):
-            results = dissect_layers(net, rendered.images, concepts, last, thresholds=thresholds,
+            results = dissect_layers(net, rendered.images, last, concepts, thresholds=thresholds,
                                      iou_threshold=iou_threshold, show_progress=False)
             counts[label, iou_threshold] = sum(len(r.detectors()) for r in results)
     for iou_threshold in (0.02, 0.04, 0.08):
@@ -47,7 +47,7 @@ def exercise_2():
     quantile = 0.05                           # well above it: a ceiling near 0.05 / 0.3 = 0.17
     found = {}
     for label, net in (("trained", model), ("random", random_model)):
-        result = dissect(net, rendered.images, concepts, "features.relu5", quantile=quantile, show_progress=False)
+        result = dissect(net, rendered.images, "features.relu5", concepts, quantile=quantile, show_progress=False)
         found[label] = result.counts()
         print(f"{label}, q = {quantile}: {found[label]}")
     assert needed < quantile
@@ -59,7 +59,7 @@ def exercise_2():
 def exercise_3():
     """Last-layer shape detectors per class, against the classes the model confuses."""
     model, _, rendered, concepts = _setup()
-    result = dissect(model, rendered.images, concepts, "features.relu5", show_progress=False)
+    result = dissect(model, rendered.images, "features.relu5", concepts, show_progress=False)
     per_class = Counter({name: 0 for name in course_data.CLASSES})
     per_class.update(concept for concept in result.detected if concept in course_data.CLASSES)
     with torch.no_grad():
@@ -83,7 +83,7 @@ def exercise_4():
     model, _, rendered, concepts = _setup()
     last = layers_for(model, "dissection")[-2:]
     thresholds = activation_thresholds(model, rendered.images, last, show_progress=False)
-    full, half = (dissect_layers(model, rendered.images, c, last, thresholds=thresholds, show_progress=False)
+    full, half = (dissect_layers(model, rendered.images, last, c, thresholds=thresholds, show_progress=False)
                   for c in (concepts, course_concepts(rendered, size=(32, 32))))
     for a, b in zip(full, half):
         change = (a.iou - b.iou).abs()

@@ -154,6 +154,42 @@ def test_no_public_function_takes_a_class_under_another_name():
     assert used == set(NOT_A_CLASS), f"stale entries in NOT_A_CLASS: {set(NOT_A_CLASS) - used}"
 
 
+# Where the class is not optional: building blocks that take it as given, and pictures drawn from nothing,
+# with no image whose prediction could stand in for it.
+CLASSES_REQUIRED = {
+    "vizlib.adversarial.loss_gradient", "vizlib.adversarial.fooling_image",
+    "vizlib.feature_visualisation.class_score", "vizlib.gradient_ascent.class_objective",
+    "vizlib.gradient_ascent.class_visualization", "vizlib.optim.score_gradient",
+}
+
+
+def test_one_argument_order_model_images_subjects_then_classes():
+    """(model, images, layer, what else the technique needs, classes=None, *, options): `classes` is the last
+    argument that can be passed by position, and None (each image's predicted class) wherever an image can be
+    predicted."""
+    offenders, required = [], set()
+    for module, name, obj in public_callables():
+        if not inspect.isfunction(obj) or name.startswith("check_"):
+            continue
+        parameters = list(inspect.signature(obj).parameters.values())
+        names = [parameter.name for parameter in parameters]
+        if names[:1] == ["model"] and {"images", "data"} & set(names) and names[1] not in ("images", "data"):
+            offenders.append(f"{module}.{name}: images second")
+        layer = [p.name for p in parameters
+                 if p.name in ("layer", "layers", "features_layer") and p.kind is p.POSITIONAL_OR_KEYWORD]
+        if names[1:2] in (["images"], ["data"]) and layer and names.index(layer[0]) != 2:
+            offenders.append(f"{module}.{name}: the layer right after the images")
+        if "classes" not in names:
+            continue
+        after = parameters[names.index("classes") + 1:]
+        if any(parameter.kind is parameter.POSITIONAL_OR_KEYWORD for parameter in after):
+            offenders.append(f"{module}.{name}: positional argument after classes")
+        if inspect.signature(obj).parameters["classes"].default is not None:
+            required.add(f"{module}.{name}")
+    assert not offenders, offenders
+    assert required == CLASSES_REQUIRED
+
+
 def _batched_calls(course, images):
     from vizlib.neighbours import extract_features
     from vizlib.occlusion import occlusion
@@ -174,23 +210,23 @@ def _batched_calls(course, images):
         "smoothgrad": lambda b: smoothgrad(course, images, n_samples=1, batch_size=b, show_progress=False),
         "occlusion": lambda b: occlusion(course, images, batch_size=b, show_progress=False),
         "extract_features": lambda b: extract_features(course, images, batch_size=b, show_progress=False),
-        "top_activations": lambda b: top_activations(course, "features.relu2", images, k=1, batch_size=b),
-        "unit_features": lambda b: unit_features(course, "features.relu2", images, [0], [(0, 0)], batch_size=b),
+        "top_activations": lambda b: top_activations(course, images, "features.relu2", k=1, batch_size=b),
+        "unit_features": lambda b: unit_features(course, images, "features.relu2", [0], [(0, 0)], batch_size=b),
         "feature_similarity": lambda b: feature_similarity(
-            course, images, top_activations(course, "features.relu2", images, k=1, show_progress=False), batch_size=b),
+            course, images, top_activations(course, images, "features.relu2", k=1, show_progress=False), batch_size=b),
         "efros_leung": lambda b: efros_leung(images[:1, :, :16, :16], 16, 5, batch_size=b),
         "train_transform_net": lambda b: train_transform_net(course, images[:1], steps=1, batch_size=b),
         "grad_cam": lambda b: grad_cam(course, images, "features.relu5", batch_size=b),
         "integrated_gradients": lambda b: integrated_gradients(course, images, steps=2, batch_size=b),
         "gradient_x_input": lambda b: gradient_x_input(course, images, batch_size=b),
         "perturbation_curves": lambda b: perturbation_curves(course, images, images[:, 0], steps=2, batch_size=b),
-        "score_maps": lambda b: score_maps(course, images, {"red": images[:, 0]}, None, steps=2, batch_size=b),
-        "score_methods": lambda b: score_methods(course, images, None, None, {"red": lambda m, x, c: x[:, 0]},
+        "score_maps": lambda b: score_maps(course, images, {"red": images[:, 0]}, steps=2, batch_size=b),
+        "score_methods": lambda b: score_methods(course, images, {"red": lambda m, x, c: x[:, 0]},
                                                  steps=2, batch_size=b),
         "activation_thresholds": lambda b: activation_thresholds(course, images, ["features.relu5"], batch_size=b),
-        "dissect_layers": lambda b: dissect_layers(course, images, concepts, ["features.relu5"], batch_size=b),
+        "dissect_layers": lambda b: dissect_layers(course, images, ["features.relu5"], concepts, batch_size=b),
         "detector_examples": lambda b: detector_examples(
-            course, images, dissect_layers(course, images, concepts, ["features.relu5"])[0], [0], k=1, batch_size=b),
+            course, images, dissect_layers(course, images, ["features.relu5"], concepts)[0], [0], k=1, batch_size=b),
     }
 
 

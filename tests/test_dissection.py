@@ -56,7 +56,7 @@ def test_iou_on_a_case_counted_by_hand():
     model, images, concepts = hand_case()
     # 32 red values, 28 zeros and 4 ones: numpy's 0.9 quantile sits at position 31 * 0.9 = 27.9, between
     # zero (the 28th value) and one, so T = 0.9 and the region is the four red pixels.
-    result = dissect(model, images, concepts, "0", quantile=0.1)
+    result = dissect(model, images, "0", concepts, quantile=0.1)
     assert result.thresholds.tolist() == pytest.approx([0.9, 0.5, 0.0])
     # unit 0 and A: 2 shared pixels in image 0, 1 in image 1; union 4 + 5 - 3 = 6.
     # unit 0 and B: none shared. unit 0 and C: 1 shared (image 1's red pixel), union 4 + 16 - 1 = 19.
@@ -67,7 +67,7 @@ def test_iou_on_a_case_counted_by_hand():
     assert result.detected == ("A", None, None)
     assert result.counts() == {"letter": 1, "image": 0} and result.detectors("letter") == [0]
     # at a threshold above 1/2, unit 0 detects nothing (fixed before counting, as Bau et al. fix 0.04)
-    assert dissect(model, images, concepts, "0", quantile=0.1, iou_threshold=0.6).detected == (None, None, None)
+    assert dissect(model, images, "0", concepts, quantile=0.1, iou_threshold=0.6).detected == (None, None, None)
 
 
 # --- a brute force, written independently ---------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_iou_equals_a_brute_force_on_the_course_model(course, rendered, layers):
     with capture_activations(course, layers) as acts, torch.no_grad():
         course(rendered.images)
     before = fingerprint(course)
-    results = dissect_layers(course, rendered.images, concepts, layers, quantile=0.02, batch_size=7,
+    results = dissect_layers(course, rendered.images, layers, concepts, quantile=0.02, batch_size=7,
                              show_progress=False)
     assert_unchanged(course, before)
     for result, layer in zip(results, layers):
@@ -109,7 +109,7 @@ def test_iou_equals_a_brute_force_on_the_course_model(course, rendered, layers):
         np.testing.assert_allclose(result.iou.numpy(), expected, atol=1e-6)
         assert result.layer == layer and result.n_sampled == result.n_values == 24 * maps.shape[2] * maps.shape[3]
     # any batch size gives the same tallies
-    again = dissect_layers(course, rendered.images, concepts, layers, quantile=0.02, batch_size=24,
+    again = dissect_layers(course, rendered.images, layers, concepts, quantile=0.02, batch_size=24,
                            show_progress=False)
     for first, second in zip(results, again):
         assert torch.equal(first.iou, second.iou) and first.detected == second.detected
@@ -127,7 +127,7 @@ def test_maps_larger_or_smaller_than_the_masks(mask_size):
     labels[:, 1] = torch.where(labels[:, 1] >= 0, labels[:, 1] + 2, -1)              # kind "two": concepts 2, 3
     labels = labels.to(torch.int16)
     concepts = Concepts(("p", "q", "r", "s"), ("one", "one", "two", "two"), labels)
-    result = dissect(model, images, concepts, "1", quantile=0.05, batch_size=4)
+    result = dissect(model, images, "1", concepts, quantile=0.05, batch_size=4)
     with torch.no_grad():
         maps = net(images)
     np.testing.assert_allclose(result.thresholds.numpy(), numpy_thresholds(maps, 0.05), rtol=1e-5)
@@ -155,7 +155,7 @@ def test_a_sampled_quantile_stays_within_its_stated_error(course, rendered):
     deviation sqrt(q (1 - q) / n_sampled) of a sampled proportion: every unit within four of them."""
     layer, quantile = "features.relu1", 0.05
     concepts = course_concepts(rendered)
-    result = dissect(course, rendered.images, concepts, layer, quantile=quantile, max_kept=32 * 150, seed=2)
+    result = dissect(course, rendered.images, layer, concepts, quantile=quantile, max_kept=32 * 150, seed=2)
     assert result.n_sampled < result.n_values / 4
     with capture_activations(course, layer) as acts, torch.no_grad():
         course(rendered.images)
@@ -206,7 +206,7 @@ def test_each_pixels_combination_holds_exactly_its_labels(n_concepts):
 
 def test_unit_regions_give_the_iou_that_dissection_counted(course, rendered):
     concepts = course_concepts(rendered)
-    result = dissect(course, rendered.images, concepts, "features.relu5", quantile=0.02)
+    result = dissect(course, rendered.images, "features.relu5", concepts, quantile=0.02)
     unit = int(result.best_iou.argmax())
     concept = int(result.iou[unit].argmax())
     regions = unit_regions(course, rendered.images, result, unit)
@@ -217,7 +217,7 @@ def test_unit_regions_give_the_iou_that_dissection_counted(course, rendered):
 
 def test_pictures_are_figures(course, rendered):
     concepts = course_concepts(rendered)
-    results = dissect_layers(course, rendered.images, concepts, ["features.relu4", "features.relu5"], quantile=0.02)
+    results = dissect_layers(course, rendered.images, ["features.relu4", "features.relu5"], concepts, quantile=0.02)
     examples = detector_examples(course, rendered.images, results[1], [0, 3], k=3)
     assert examples.image_index.shape == (2, 3) and examples.regions.shape == (2, 3, 64, 64)
     assert examples.titles[0].startswith("unit 0: ")
@@ -236,26 +236,26 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, render
     before = fingerprint(course)
     for quantile in (0, 1, -0.1, 1.5, 0.0):
         with pytest.raises(ValueError, match="quantile must lie strictly between 0 and 1"):
-            dissect(course, images, concepts, "features.relu5", quantile=quantile)
+            dissect(course, images, "features.relu5", concepts, quantile=quantile)
         with pytest.raises(ValueError, match="quantile must lie strictly between 0 and 1"):
             activation_thresholds(course, images, ["features.relu5"], quantile=quantile)
     with pytest.raises(TypeError, match="quantile must be a number"):
-        dissect(course, images, concepts, "features.relu5", quantile="0.005")
+        dissect(course, images, "features.relu5", concepts, quantile="0.005")
     with pytest.raises(ValueError, match="iou_threshold must lie strictly between 0 and 1"):
-        dissect(course, images, concepts, "features.relu5", iou_threshold=4)
+        dissect(course, images, "features.relu5", concepts, iou_threshold=4)
     with pytest.raises(ValueError, match="the concept masks .* do not match the images"):
-        dissect(course, images[:20], concepts, "features.relu5")                # 24 sets of masks, 20 images
+        dissect(course, images[:20], "features.relu5", concepts)                # 24 sets of masks, 20 images
     wide = Concepts(concepts.names, concepts.kinds, concepts.labels[..., :32])
     with pytest.raises(ValueError, match="at the images' aspect ratio"):
-        dissect(course, images, wide, "features.relu5")
+        dissect(course, images, "features.relu5", wide)
     with pytest.raises(ValueError, match="not activation maps"):
-        dissect(course, images, concepts, "classifier.fc1")
+        dissect(course, images, "classifier.fc1", concepts)
     with pytest.raises(ValueError, match="unknown layer"):
-        dissect(course, images, concepts, "features.relu9")
+        dissect(course, images, "features.relu9", concepts)
     with pytest.raises(TypeError, match="concepts must be a vizlib.dissection.Concepts"):
-        dissect(course, images, rendered.masks, "features.relu5")
+        dissect(course, images, "features.relu5", rendered.masks)
     with pytest.raises(ValueError, match="one thresholds tensor per layer"):
-        dissect_layers(course, images, concepts, ["features.relu4", "features.relu5"], thresholds=[torch.zeros(128)])
+        dissect_layers(course, images, ["features.relu4", "features.relu5"], concepts, thresholds=[torch.zeros(128)])
     assert_unchanged(course, before)
     with pytest.raises(ValueError, match=r"between -1 \(none\) and 16"):
         Concepts(concepts.names, concepts.kinds, concepts.labels + 3)

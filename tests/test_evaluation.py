@@ -75,7 +75,7 @@ def test_pixel_ranks_invert_the_sorting_order():
 
 def test_a_map_equal_to_the_mask_localises_perfectly(course, shapes):
     images, labels, masks = shapes
-    scores = score_methods(course, images, labels, masks, {"the mask itself": lambda m, x, c: masks.float()},
+    scores = score_methods(course, images, {"the mask itself": lambda m, x, c: masks.float()}, labels, masks=masks,
                            baselines={"random": random_maps(5, 64, 64)}, steps=4)
     assert scores.table["the mask itself"]["mask share"] == 1.0
     assert scores.table["the mask itself"]["pointing game"] == 1.0
@@ -93,21 +93,21 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, shapes
     images, labels, masks = shapes
     before = fingerprint(course)
     with pytest.raises(ValueError, match=r"a method must return maps \(N, H, W\)"):
-        score_methods(course, images, labels, masks, {"wrong": lambda m, x, c: torch.zeros(5, 32, 32)})
+        score_methods(course, images, {"wrong": lambda m, x, c: torch.zeros(5, 32, 32)}, labels, masks=masks)
     with pytest.raises(ValueError, match="masks must be"):
-        score_maps(course, images, {"random": random_maps(5, 64, 64)}, labels, masks[:2])
+        score_maps(course, images, {"random": random_maps(5, 64, 64)}, labels, masks=masks[:2])
     empty = masks.clone()
     empty[3] = False
     with pytest.raises(ValueError, match=r"mask\(s\) \[3\] are all zero"):
-        score_maps(course, images, {"random": random_maps(5, 64, 64)}, labels, empty)
+        score_maps(course, images, {"random": random_maps(5, 64, 64)}, labels, masks=empty)
     with pytest.raises(ValueError, match="steps must be a whole number"):
         perturbation_curves(course, images, random_maps(5, 64, 64), labels, steps=0)
     with pytest.raises(ValueError, match="mode must be"):
         perturbation_curves(course, images, random_maps(5, 64, 64), labels, mode="erase")
     with pytest.raises(ValueError, match="give at least one method"):
-        score_methods(course, images, labels, masks, {})
+        score_methods(course, images, {}, labels, masks=masks)
     with pytest.raises(TypeError, match=r"maps must be a dict \{name: maps \(N, H, W\)\}, got Tensor"):
-        score_maps(course, images, random_maps(5, 64, 64), labels, masks)
+        score_maps(course, images, random_maps(5, 64, 64), labels, masks=masks)
     holed = random_maps(5, 64, 64)
     holed[2, 10, 10] = float("nan")
     with pytest.raises(ValueError, match=r"maps must be finite, got 1 NaN or infinite value\(s\)"):

@@ -53,7 +53,7 @@ def test_one_plain_step_equals_a_hand_computed_step(tiny_model):
 
     grad = numeric_gradient(objective, init.clone())
     expected = (init + lr * grad).clamp(0, 1)
-    result = class_visualization(tiny_model, classes, PLAIN_SGD.replace(l2=l2), init=init, show_progress=False)
+    result = class_visualization(tiny_model, classes, settings=PLAIN_SGD.replace(l2=l2), init=init, show_progress=False)
     assert torch.allclose(result.images, expected, atol=1e-8)
     assert result.losses[0] == pytest.approx(-objective(init), rel=1e-9)
 
@@ -110,12 +110,12 @@ def test_regularisers_reduce_high_frequency_energy_on_a_fixed_input():
 
 def test_regularised_ascent_is_smoother_than_plain_ascent(course):
     init = start_image(2, 64, seed=1)
-    plain = class_visualization(course, [0, 5], settings_for(course, regularized=False, steps=15),
+    plain = class_visualization(course, [0, 5], settings=settings_for(course, regularized=False, steps=15),
                                 init=init, show_progress=False).images
     # the smoothing regularisers only: contribution clipping greys scattered pixels, which adds high frequencies
     # this early in the ascent (notebook 08's claim measures all of them together, after 40 steps or more)
     smoothing = settings_for(course, steps=15, contribution_percentile=0)
-    regular = class_visualization(course, [0, 5], smoothing, init=init, show_progress=False).images
+    regular = class_visualization(course, [0, 5], settings=smoothing, init=init, show_progress=False).images
     assert (high_frequency_share(regular) < 0.5 * high_frequency_share(plain)).all()
 
 
@@ -178,7 +178,7 @@ def test_the_ascent_greys_the_pixels_of_least_contribution_after_each_step(cours
     stepped = (start - 0.01 * grad).clamp(0, 1)
     contribution = ((stepped - GREY) * grad).sum(1).abs().flatten()
     expected_grey = contribution <= contribution.kthvalue(int(0.3 * 64 * 64)).values
-    result = class_visualization(course, [3], PLAIN_SGD.replace(contribution_percentile=30), init=start,
+    result = class_visualization(course, [3], settings=PLAIN_SGD.replace(contribution_percentile=30), init=start,
                                  show_progress=False).images
     grey = (result[0] == GREY).all(0).flatten()
     assert torch.equal(grey, expected_grey)
@@ -186,7 +186,7 @@ def test_the_ascent_greys_the_pixels_of_least_contribution_after_each_step(cours
 
 def test_same_seed_same_images_and_another_seed_differs(course):
     settings = settings_for(course, steps=6, blur_every=2, contribution_percentile=20)
-    run = lambda seed: class_visualization(course, [2, 7], settings, seed=seed, show_progress=False).images  # noqa: E731
+    run = lambda seed: class_visualization(course, [2, 7], settings=settings, seed=seed, show_progress=False).images  # noqa: E731
     first, second, other = run(4), run(4), run(5)
     assert torch.equal(first, second)
     assert not torch.equal(first, other)
@@ -197,7 +197,7 @@ def test_same_seed_same_images_and_another_seed_differs(course):
 
 def test_results_are_valid_images_and_the_model_is_unchanged(course):
     before = fingerprint(course)
-    result = class_visualization(course, [1], settings_for(course, steps=5), show_progress=False)
+    result = class_visualization(course, [1], settings=settings_for(course, steps=5), show_progress=False)
     assert result.images.shape == (1, 3, 64, 64) and len(result.losses) == 5
     assert 0 <= result.images.min() and result.images.max() <= 1
     unit_visualization(course, "classifier.fc1", [0, 127], settings=settings_for(course, steps=2), show_progress=False)
@@ -211,9 +211,10 @@ def test_results_are_valid_images_and_the_model_is_unchanged(course):
     (lambda m: unit_visualization(m, "features.relu5", [128], show_progress=False), "0 to 127"),
     (lambda m: unit_visualization(m, "features.relu5", [0], position=(8, 0), show_progress=False), "rows 0 to 7"),
     (lambda m: unit_visualization(m, "classifier.fc2", [0], position=(0, 0), show_progress=False), "no spatial"),
-    (lambda m: class_visualization(m, [0], settings_for(m, value_percentile=100), show_progress=False), r"\[0, 100\)"),
+    (lambda m: class_visualization(m, [0], settings=settings_for(m, value_percentile=100), show_progress=False),
+     r"\[0, 100\)"),
     (lambda m: class_visualization(m, [0, 1], init=start_image(3, 64), show_progress=False), "expected 2"),
-    (lambda m: class_visualization(m, [0], settings_for(m, steps=0), show_progress=False), "steps"),
+    (lambda m: class_visualization(m, [0], settings=settings_for(m, steps=0), show_progress=False), "steps"),
     (lambda m: class_visualization(m, [], show_progress=False), "no classes"),
     (lambda m: unit_visualization(m, "features.bn5", [], show_progress=False), "no channels"),
     (lambda m: transform_robustness(m, start_image(1, 64), [0], n=0), "n .* must be a positive int"),
@@ -300,7 +301,7 @@ def test_a_loss_that_becomes_infinite_stops_with_an_error_naming_the_step():
     before = fingerprint(model)
     grey = torch.full((1, 3, 8, 8), 0.5)  # normalised to exactly 0: log(0) = -inf
     with pytest.raises(DivergenceError, match="step 0"):
-        class_visualization(model, [1], PLAIN_SGD, init=grey, show_progress=False)
+        class_visualization(model, [1], settings=PLAIN_SGD, init=grey, show_progress=False)
     assert_unchanged(model, before)
 
 
@@ -315,5 +316,6 @@ def test_a_zero_gradient_in_a_normalised_step_is_a_clear_error():
     model = freeze(VizModel(_Blind(), name="blind", class_names="rgb", input_size=8, mean=(0.5,) * 3, std=(0.2,) * 3))
     before = fingerprint(model)
     with pytest.raises(ValueError, match="gradient is exactly zero"):
-        class_visualization(model, [0], AscentSettings(steps=2, lr=0.1, optimizer="normalized"), show_progress=False)
+        settings = AscentSettings(steps=2, lr=0.1, optimizer="normalized")
+        class_visualization(model, [0], settings=settings, show_progress=False)
     assert_unchanged(model, before)

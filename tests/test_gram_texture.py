@@ -269,8 +269,8 @@ def test_gram_distance_matches_its_formula():
     a = torch.einsum("nchw,ndhw->ncd", a, a) / 100
     g = torch.einsum("nchw,ndhw->ncd", g, g) / 64
     expected = ((g - a) ** 2).mean(dim=(1, 2)) / (a ** 2).mean()
-    assert torch.allclose(gram_distance(model, images, sample, ["1"]), expected, rtol=1e-10)
-    assert gram_distance(model, sample, sample, ["1", "3"]).item() == 0
+    assert torch.allclose(gram_distance(model, images, ["1"], sample), expected, rtol=1e-10)
+    assert gram_distance(model, sample, ["1", "3"], sample).item() == 0
 
 
 def test_texture_samples():

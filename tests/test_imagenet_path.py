@@ -87,7 +87,7 @@ def dissection_regions(model, images):
     the first unit's region in every image."""
     small = torch.nn.functional.avg_pool2d(images, 4)
     concepts = Concepts(("bright",), ("tone",), torch.where(small.mean(1, keepdim=True) > 0.5, 0, -1))
-    first, _ = dissect_layers(model, images, concepts, [layer(model, "middle"), layer(model, "deep")], quantile=0.01,
+    first, _ = dissect_layers(model, images, [layer(model, "middle"), layer(model, "deep")], concepts, quantile=0.01,
                               show_progress=False)
     return unit_regions(model, images, first, 0)
 
@@ -131,7 +131,7 @@ TECHNIQUES = {
     "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
     "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualization(
-        model, [0, 1], settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
+        model, [0, 1], settings=settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
     "occlusion map (16 windows)": lambda model, images: occlusion(
         model, images, window=56, stride=56, show_progress=False).maps,
     "nearest neighbours in feature space": lambda model, images: nearest_neighbours(extract_features(
@@ -144,7 +144,7 @@ TECHNIQUES = {
     "deconvnet of a Fire module's channel": lambda model, images: channel_gradient(
         model, images, layer(model, "last"), 7, rule="deconvnet"),
     "top-k patches of a Fire channel": lambda model, images: channel_patches(images, receptive_field(
-        model, layer(model, "deep")), top_activations(model, layer(model, "deep"), images, k=2, batch_size=1,
+        model, layer(model, "deep")), top_activations(model, images, layer(model, "deep"), k=2, batch_size=1,
                                                       show_progress=False), 0)[0],
     "feature visualisation of a class and a channel, diverse (2 steps)": diverse_feature_visualisation,
     "network dissection of two Fire modules": dissection_regions,

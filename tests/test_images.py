@@ -99,10 +99,10 @@ def test_to_numpy_image_is_hwc_and_refuses_batches():
 
 def test_sample_crop_is_the_square_piece_resized():
     coffee = load_sample_image("coffee")                                   # 400 x 600
-    assert torch.equal(sample_crop("coffee", (10, 20, 32), 32), coffee[..., 10:42, 20:52])
-    half = sample_crop("coffee", (10, 20, 32), 16)
+    assert torch.equal(sample_crop("coffee", 32, (10, 20, 32)), coffee[..., 10:42, 20:52])
+    half = sample_crop("coffee", 16, (10, 20, 32))
     assert half.shape == (1, 3, 16, 16)
     assert torch.allclose(half, F.avg_pool2d(coffee[..., 10:42, 20:52], 2), atol=0.05)
-    assert torch.equal(sample_crop("coffee", None, 400), coffee[..., :400, :400])   # the top-left square
+    assert torch.equal(sample_crop("coffee", 400, None), coffee[..., :400, :400])   # the top-left square
     with pytest.raises(ValueError, match=r"crop \(390, 0, 32\) does not fit in coffee \(400x600\)"):
-        sample_crop("coffee", (390, 0, 32), 16)
+        sample_crop("coffee", 16, (390, 0, 32))

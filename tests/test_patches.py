@@ -70,7 +70,7 @@ def test_streaming_top_k_equals_brute_force_with_exact_ties(batch_size, layer):
     values, index, position = brute_force_top_k(maps, k=5)
     assert (values[:, :-1] == values[:, 1:]).any(), "the test set should contain ties"
     for data in (images, ((batch, None) for batch in images.split(batch_size))):
-        top = patches.top_activations(net, layer, data, k=5, batch_size=batch_size, show_progress=False)
+        top = patches.top_activations(net, data, layer, k=5, batch_size=batch_size, show_progress=False)
         assert top.layer == layer and top.n_images == len(images) and top.map_size == maps.shape[-2:]
         assert np.array_equal(top.values.numpy(), values)
         assert np.array_equal(top.image_index.numpy(), index)
@@ -87,7 +87,7 @@ def test_streaming_top_k_on_the_course_model(course):
     values, index, _ = brute_force_top_k(maps, k=6)
     dataset = torch.utils.data.TensorDataset(images, torch.arange(len(images)))  # items (image, label)
     for stop_early, data in ((True, images), (False, images), (True, dataset)):
-        top = patches.top_activations(course, "features.relu3", data, k=6, batch_size=16,
+        top = patches.top_activations(course, data, "features.relu3", k=6, batch_size=16,
                                       stop_early=stop_early, show_progress=False)
         assert np.allclose(top.values.numpy(), values, atol=1e-5)
         # the image order must agree wherever neighbouring values are not (nearly) tied
@@ -108,7 +108,7 @@ def test_memory_stays_k_by_channels_for_a_long_stream(course):
         for shift in range(12):
             yield torch.roll(pool, shifts=3 * shift, dims=3)
 
-    top = patches.top_activations(course, "features.relu2", stream(), k=4, show_progress=False)
+    top = patches.top_activations(course, stream(), "features.relu2", k=4, show_progress=False)
     assert top.values.shape == top.image_index.shape == (64, 4) and top.position.shape == (64, 4, 2)
     assert top.n_images == 96 and top.image_index.max() < 96
 
@@ -158,7 +158,7 @@ def test_feature_similarity_counts_pairs_and_leaves_the_channel_out():
 
 def test_top_units_are_more_alike_than_random_ones(course):
     images, _, _ = make_shapes(64, "held_out", seed=5)
-    top = patches.top_activations(course, "features.relu2", images, k=4, show_progress=False)
+    top = patches.top_activations(course, images, "features.relu2", k=4, show_progress=False)
     before = fingerprint(course)
     top_similarity, random_similarity = patches.feature_similarity(course, images, top, seed=0)
     assert top_similarity.shape == random_similarity.shape == (64,)
@@ -169,7 +169,7 @@ def test_top_units_are_more_alike_than_random_ones(course):
 def test_unit_features_are_the_activation_vector_at_the_unit(course):
     images, _, _ = make_shapes(6, "held_out", seed=4)
     index, position = torch.tensor([5, 0, 5, 2]), torch.tensor([[0, 1], [7, 7], [3, 2], [4, 0]])
-    got = patches.unit_features(course, "features.relu3", images, index, position, batch_size=2)
+    got = patches.unit_features(course, images, "features.relu3", index, position, batch_size=2)
     with torch.no_grad():
         maps = course.net.features[:11]((images - course.mean) / course.std)
     expected = maps[index, :, position[:, 0], position[:, 1]]
@@ -185,22 +185,22 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course):
     images, _, _ = make_shapes(5, "held_out", seed=0)
     before = fingerprint(course)
     with pytest.raises(ValueError, match="unknown layer 'features.conv7'; valid layer names: features, features.conv1"):
-        patches.top_activations(course, "features.conv7", images, k=2)
+        patches.top_activations(course, images, "features.conv7", k=2)
     with pytest.raises(ValueError, match=r"k=6 is out of range: choose k between 1 and 5"):
-        patches.top_activations(course, "features.relu2", images, k=6)
+        patches.top_activations(course, images, "features.relu2", k=6)
     with pytest.raises(ValueError, match=r"k=6 is out of range: choose k between 1 and 5"):
-        patches.top_activations(course, "features.relu2", iter(images.split(2)), k=6, show_progress=False)
+        patches.top_activations(course, iter(images.split(2)), "features.relu2", k=6, show_progress=False)
     with pytest.raises(ValueError, match="k=0 is out of range"):
-        patches.top_activations(course, "features.relu2", images, k=0)
+        patches.top_activations(course, images, "features.relu2", k=0)
     with pytest.raises(ValueError, match="the batch is empty"):
-        patches.top_activations(course, "features.relu2", images[:0], k=1)
+        patches.top_activations(course, images[:0], "features.relu2", k=1)
     with pytest.raises(ValueError, match="dataset is empty"):
-        patches.top_activations(course, "features.relu2", iter([]), k=1, show_progress=False)
+        patches.top_activations(course, iter([]), "features.relu2", k=1, show_progress=False)
     with pytest.raises(ValueError, match=r"not activation maps \(N, C, h, w\)"):
-        patches.top_activations(course, "classifier.fc1", images, k=2, show_progress=False)
+        patches.top_activations(course, images, "classifier.fc1", k=2, show_progress=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        patches.top_activations(course, "features.relu2", images * 255, k=2, show_progress=False)
-    top = patches.top_activations(course, "features.relu2", images, k=3, show_progress=False)
+        patches.top_activations(course, images * 255, "features.relu2", k=2, show_progress=False)
+    top = patches.top_activations(course, images, "features.relu2", k=3, show_progress=False)
     field = receptive_field(course, "features.relu2")
     for channel in (64, -1):
         with pytest.raises(ValueError, match=f"channel {channel} does not exist in 'features.relu2': "
@@ -221,7 +221,7 @@ def test_pictures_and_the_picker_draw_headless(course):
     matplotlib.use("Agg")
     images, _, _ = make_shapes(12, "held_out", seed=0)
     before = fingerprint(course)
-    tops = [patches.top_activations(course, layer, images, k=4, show_progress=False)
+    tops = [patches.top_activations(course, images, layer, k=4, show_progress=False)
             for layer in ("features.relu2", "features.relu3")]
     field = receptive_field(course, "features.relu3")
     fig = patches.show_top_patches(images, field, tops[1], [0, 5, 127])

@@ -134,10 +134,10 @@ def show_calls(course):
     weights = filters.filter_weights(course)
     points = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
     field = patches.receptive_field(course, "features.relu2")
-    top = lambda: patches.top_activations(course, "features.relu2", images, k=2, show_progress=False)  # noqa: E731
+    top = lambda: patches.top_activations(course, images, "features.relu2", k=2, show_progress=False)  # noqa: E731
     rendered = render_shapes(3, "held_out", seed=0)
     dissected = lambda: dissection.dissect(  # noqa: E731
-        course, images, dissection.course_concepts(rendered), "features.relu5", quantile=0.05, show_progress=False)
+        course, images, "features.relu5", dissection.course_concepts(rendered), quantile=0.05, show_progress=False)
     return {
         "show_images": lambda: show_images(images),
         "show_grids": lambda: filters.show_grids([filters.filter_grid(weights)]),

@@ -538,7 +538,7 @@ class _Tally:
 
 
 @checks_inputs("images")
-def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_threshold=IOU_THRESHOLD,
+def dissect_layers(model, images, layers, concepts, *, quantile=QUANTILE, iou_threshold=IOU_THRESHOLD,
                    thresholds=None, max_kept=MAX_KEPT, seed=0, batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
     """Dissect each of `layers` on `images` and their `concepts` (Bau et al. 2017): a tuple of
     `DissectionResult`, one per layer, in the order given.
@@ -595,11 +595,11 @@ def dissect_layers(model, images, concepts, layers, *, quantile=QUANTILE, iou_th
 
 
 @checks_inputs("images")
-def dissect(model, images, concepts, layer, **options):
+def dissect(model, images, layer, concepts, **options):
     """Dissect one layer: a `DissectionResult` (see `dissect_layers` for the options)."""
     if not isinstance(layer, str):
         raise TypeError(f"dissect takes one layer name; for several use dissect_layers, got {type(layer).__name__}")
-    return dissect_layers(model, images, concepts, [layer], **options)[0]
+    return dissect_layers(model, images, [layer], concepts, **options)[0]
 
 
 @checks_inputs("images")
@@ -638,7 +638,7 @@ def detector_examples(model, images, result, units, *, k=4, batch_size=DEFAULT_B
     units = [int(u) for u in units]
     if not units:
         raise ValueError("give at least one unit")
-    top = top_activations(model, result.layer, images, k=k, batch_size=batch_size, show_progress=False)
+    top = top_activations(model, images, result.layer, k=k, batch_size=batch_size, show_progress=False)
     index = torch.stack([top.image_index[u] for u in units])
     regions = torch.stack([unit_regions(model, images[index[i]], result, u) for i, u in enumerate(units)])
     titles = []

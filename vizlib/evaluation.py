@@ -140,7 +140,7 @@ class Scores:
 
 
 @checks_inputs("images")
-def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size=DEFAULT_BATCH_SIZE):
+def score_maps(model, images, maps, classes=None, *, masks=None, steps=16, batch_size=DEFAULT_BATCH_SIZE):
     """Localisation (with masks) and faithfulness of ready-made maps {name: (N, H, W)}: a `Scores`."""
     if not isinstance(maps, Mapping):
         raise TypeError(f"maps must be a dict {{name: maps (N, H, W)}}, got {type(maps).__name__}")
@@ -164,7 +164,7 @@ def score_maps(model, images, maps, classes, masks=None, *, steps=16, batch_size
 
 
 @checks_inputs("images")
-def score_methods(model, images, classes, masks=None, methods=None, *, baselines=None, steps=16,
+def score_methods(model, images, methods, classes=None, *, masks=None, baselines=None, steps=16,
                   batch_size=DEFAULT_BATCH_SIZE, show_progress=None):
     """Score attribution methods side by side: a `Scores` with one row per method and baseline.
 
@@ -179,5 +179,5 @@ def score_methods(model, images, classes, masks=None, methods=None, *, baselines
     maps = {}
     for name, method in progress(list(methods.items()), desc="methods", enabled=show_progress):
         maps[name] = as_map(method(model, images, classes), len(images), images.shape[-2:])
-    return score_maps(model, images, {**maps, **(baselines or {})}, classes, masks, steps=steps,
+    return score_maps(model, images, {**maps, **(baselines or {})}, classes, masks=masks, steps=steps,
                       batch_size=batch_size)

@@ -265,7 +265,7 @@ def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
 
 
 @checks_inputs("init")
-def class_visualization(model, classes, settings=None, *, init=None, seed=0, show_progress=None):
+def class_visualization(model, classes, *, settings=None, init=None, seed=0, show_progress=None):
     """One image per class index in `classes` that the model scores highly for that class.
 
     `settings` default to `settings_for(model)`; `init` to `start_image(..., seed=seed)`.

@@ -61,7 +61,7 @@ def texture_sample(name, size, *, reference=False):
         which = "with a reference crop" if reference else "available"
         raise ValueError(f"unknown texture {name!r}; {which}: {', '.join(crops)}")
     image, box = crops[name]
-    return sample_crop(image, box, size)
+    return sample_crop(image, size, box)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
 # Measures on what the loss did not optimise
 
 @checks_inputs("images", "sample")
-def gram_distance(model, images, sample, layers):
+def gram_distance(model, images, layers, sample):
     """Relative Gram distance per image: sum over `layers` of mean (G - A)^2 / mean A^2 (no gradient).
 
     sample: one image for all, or one per image.

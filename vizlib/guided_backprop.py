@@ -332,4 +332,4 @@ def cascading_randomization(model, images, classes=None, *, rules=("plain", "gui
     for rule in rules:
         _check_rule(rule)
     methods = {rule: partial(class_gradient, rule=rule) for rule in rules}
-    return randomization_check(model, images, classes, methods, steps=steps, seed=seed, keep=keep)
+    return randomization_check(model, images, methods, classes, steps=steps, seed=seed, keep=keep)

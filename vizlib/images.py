@@ -172,7 +172,7 @@ def load_sample_image(name, size=None):
     return resize(image, size)
 
 
-def sample_crop(name, box, size):
+def sample_crop(name, size, box=None):
     """A square piece box = (top, left, side) of an offline image, resized to (1, 3, size, size).
 
     box=None takes the largest square at the top left. The texture and style samples of

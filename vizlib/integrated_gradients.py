@@ -119,7 +119,7 @@ def gradient_x_input(model, images, classes=None, *, baselines="black", batch_si
 
 
 @checks_inputs("images", "baselines")
-def score_differences(model, images, baselines, classes):
+def score_differences(model, images, baselines, classes=None):
     """S_c(x) - S_c(x') per image (N,): what completeness says the attributions add up to."""
     classes = resolve_classes(model, images, classes)
     with torch.no_grad():

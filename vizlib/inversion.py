@@ -20,7 +20,7 @@ from vizlib.wrapper import checks_inputs, get_layer, network
 
 
 @checks_inputs("images", "reference")
-def relative_feature_error(model, images, reference, layer):
+def relative_feature_error(model, images, layer, reference):
     """||f(x) - f(x0)|| / ||f(x0)|| per image at `layer` (no gradient)."""
     with torch.no_grad():
         features = forward_to(model, images, layer).flatten(1)

@@ -4,7 +4,7 @@ Three steps, each a function that returns tensors:
 
 - `vizlib.receptive_field.receptive_field(model, layer)`: which input pixels a unit of
   `layer` can see, from the geometry of the layers on the way from the input.
-- `top_activations(model, layer, data, k)`: stream a dataset through the model in
+- `top_activations(model, data, layer, k)`: stream a dataset through the model in
   batches and keep, for every channel of `layer`, the k images whose maximum
   activation in that channel is largest (one entry per image, with the position of
   the maximum). Memory is O(k x channels), whatever the size of the dataset.
@@ -120,7 +120,7 @@ def _batches(data, batch_size):
     return data, None, None
 
 
-def top_activations(model, layer, data, k=9, *, batch_size=64, stop_early=True, show_progress=None):
+def top_activations(model, data, layer, k=9, *, batch_size=64, stop_early=True, show_progress=None):
     """Stream `data` through `model`; per channel of `layer`, keep the top-k images by maximum activation.
 
     data: images (N, 3, H, W) in [0, 1], a Dataset whose items are images or start with one,
@@ -230,7 +230,7 @@ def random_units(top, n, *, seed):
 
 
 @checks_inputs("images")
-def unit_features(model, layer, images, image_index, position, *, batch_size=64):
+def unit_features(model, images, layer, image_index, position, *, batch_size=64):
     """The layer's activation vector (all C channels) at each unit (image, (row, col)): (n, C).
 
     Each image needed runs once; only the requested vectors are kept.
@@ -284,7 +284,7 @@ def feature_similarity(model, images, top, *, seed=0, batch_size=64):
     same size).
     """
     k, channels = top.k, top.channels
-    features = lambda index, position: unit_features(model, top.layer, images, index, position,  # noqa: E731
+    features = lambda index, position: unit_features(model, images, top.layer, index, position,  # noqa: E731
                                                      batch_size=batch_size)
     centre = features(*random_units(top, k * channels, seed=seed + 1)).mean(0)
     random_features = features(*random_units(top, k * channels, seed=seed)).view(channels, k, -1)

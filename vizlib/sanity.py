@@ -8,7 +8,7 @@ read by the course's one rule (`vizlib.saliency.attribution_map`, as 17 scores t
 
 - `rank_correlation(a, b)`: Spearman's correlation of each pair of maps, ties averaged.
 - `layer_groups`, `cascading_copies`: the layers with weights, and the randomised copies.
-- `randomization_check(model, images, classes, methods)`: the whole check, for any
+- `randomization_check(model, images, methods, classes=None)`: the whole check, for any
   methods {name: fn(model, images, classes) -> maps}; `guided_backprop.cascading_randomization`
   runs it for the ReLU rules of notebook 07.
 """
@@ -126,7 +126,7 @@ class RandomizationResult:
 
 
 @checks_inputs("images")
-def randomization_check(model, images, classes, methods, *, steps=None, seed=0, keep=4):
+def randomization_check(model, images, methods, classes=None, *, steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 
     methods: {name: fn(model, images, classes) -> maps (N, ...)}. For each step of

@@ -300,7 +300,7 @@ def weights_path(style):
 
 def style_image(style, size=96):
     """The course's style images: a square crop (STYLE_CROPS, else the top-left square) of an offline photograph."""
-    return sample_crop(style, STYLE_CROPS.get(style), size)
+    return sample_crop(style, size, STYLE_CROPS.get(style))
 
 
 def load_transform_net(style, path=None):

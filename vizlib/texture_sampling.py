@@ -89,7 +89,7 @@ def load_texture(name, size=64, box=None):
             raise ValueError(f"no default crop for {name!r}; pass box=(top, left, side) or use one of "
                              f"{', '.join(TEXTURE_CROPS)}")
         box = TEXTURE_CROPS[name]
-    return sample_crop(name, box, size)
+    return sample_crop(name, size, box)
 
 
 # ----------------------------------------------------------------------------- checks
