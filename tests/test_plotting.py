@@ -11,7 +11,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from public_api import public_callables  # noqa: E402
-from vizlib.plotting import figure_png, live_figure, mask_outline_image, overlay_image, png_size, show_images  # noqa: E402
+from vizlib.plotting import (  # noqa: E402
+    figure_png, live_figure, mask_outline_image, overlay_image, png_size, show_images, stretched,
+)
 
 
 def test_grid_draws_every_image_with_its_title():

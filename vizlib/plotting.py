@@ -27,8 +27,17 @@ def as_display_array(image):
     return np.asarray(image)
 
 
-def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle=None):
-    """Draw images in a grid: a batch (N, 3, H, W), or a list of images or 2-D maps."""
+def stretched(image, low=1.0, high=99.0):
+    """An image (3, H, W) rescaled for display so its `low`-th and `high`-th percentiles become black and white:
+    a faint synthesised image (gradient ascent under L2 decay sits close to grey) shown at full contrast."""
+    lo, hi = torch.quantile(image.detach().float().flatten(), torch.tensor([low, high]) / 100).tolist()
+    return ((image.detach().float() - lo) / max(hi - lo, 1e-8)).clamp(0, 1)
+
+
+def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle=None, stretch=False):
+    """Draw images in a grid: a batch (N, 3, H, W), or a list of images or 2-D maps.
+
+    stretch: show each colour image at full contrast (`stretched`), for display only; say so in the title."""
     images = list(images)
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"got {len(titles)} titles for {len(images)} images")
@@ -40,6 +49,8 @@ def show_images(images, titles=None, *, ncols=8, size=2.0, cmap="gray", suptitle
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        if stretch and isinstance(image, torch.Tensor) and image.dim() == 3:
+            image = stretched(image)
         array = as_display_array(image)
         ax.imshow(array, cmap=cmap if array.ndim == 2 else None)
         if titles is not None:
