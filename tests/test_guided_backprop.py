@@ -611,3 +611,23 @@ def test_a_clipped_relu_neuron_is_the_strongest_below_the_clip():
         (expected,) = torch.autograd.grad(unit, pixels)
         assert expected.abs().sum() > 0
         assert torch.allclose(ours[i:i + 1], expected, atol=1e-6)
+
+
+def _pooling_net(pool):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), pool, nn.Conv2d(6, 8, 3, stride=2),
+                            nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    return freeze(VizModel(net, name="pooling", class_names="abc", input_size=16, mean=(0.5,) * 3, std=(0.25,) * 3))
+
+
+def test_without_max_pooling_the_deconvnet_map_ignores_the_image():
+    """Zeiler & Fergus's deconvnet reads the forward pass only through max-pooling switches: its ReLU rule
+    ignores the activations. A network without max-pooling (EfficientNet-Lite0, MobileNet) so gets one map per
+    class, whatever the image; with max-pooling the switches carry the image back."""
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    strided = deconvnet(_pooling_net(nn.AvgPool2d(2)), images, 1)
+    assert torch.equal(strided[0], strided[1])
+    assert not torch.equal(deconvnet(_pooling_net(nn.AvgPool2d(2)), images, 2)[0], strided[0])   # but the class
+    switched = deconvnet(_pooling_net(nn.MaxPool2d(2)), images, 1)
+    assert not torch.allclose(switched[0], switched[1])

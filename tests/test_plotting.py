@@ -25,6 +25,19 @@ def test_grid_draws_every_image_with_its_title():
     plt.close(fig)
 
 
+def test_a_faint_image_is_stretched_for_display_only():
+    faint = 0.5 + 0.02 * torch.linspace(-1, 1, 3 * 10 * 10).view(3, 10, 10)
+    kept = faint.clone()
+    shown = stretched(faint)
+    assert shown.min() == 0 and shown.max() == 1 and torch.equal(faint, kept)
+    # the order of the values is kept: a stretch, not a remapping
+    assert torch.equal(shown.flatten().argsort()[5:-5], faint.flatten().argsort()[5:-5])
+    fig = show_images(faint[None], stretch=True)
+    drawn = fig.axes[0].images[0].get_array()
+    assert np.allclose(drawn, shown.permute(1, 2, 0).numpy(), atol=1e-6)
+    plt.close(fig)
+
+
 def test_grid_takes_maps_and_refuses_mismatched_titles():
     fig = show_images([torch.rand(6, 6), np.zeros((6, 6, 3))])
     assert len([ax for ax in fig.axes if ax.images]) == 2
