@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.inversion import default_layers, invert, relative_feature_error, start_noise
+from vizlib.images import noise_like
+from vizlib.inversion import default_layers, invert, relative_feature_error
 from vizlib.wrapper import VizModel, freeze
 
 
@@ -48,7 +49,7 @@ def test_course_model_inversion_matches_features_and_is_seeded(course):
     first = invert(course, images, "features.relu2", steps=60, seed=3, show_progress=False)
     second = invert(course, images, "features.relu2", steps=60, seed=3, show_progress=False)
     assert torch.equal(first.images, second.images)
-    noise = start_noise(images, 3)
+    noise = noise_like(images, 3)
     assert torch.equal(noise, torch.rand(images.shape, generator=torch.Generator().manual_seed(3)))
     barely_moved = invert(course, images, "features.relu2", steps=1, lr=1e-9, seed=3, show_progress=False).images
     assert torch.allclose(barely_moved, noise, atol=1e-6)     # invert starts there

@@ -35,11 +35,10 @@ from vizlib.counts import check_positive, check_positive_int
 from vizlib.gradient_ascent import check_unit
 from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features
-from vizlib.images import check_images, load_sample_image
+from vizlib.images import GREY, check_images, load_sample_image
 from vizlib.optim import optimize_image
 from vizlib.wrapper import check_model, checks_inputs
 
-GREY = 0.5
 LUCID_SIZE = 224    # the input size Lucid's default transformations were made for
 
 # Lucid's square root of ImageNet's colour covariance (rows R, G, B; columns the decorrelated

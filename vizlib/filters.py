@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from vizlib.hooks import capture_activations
+from vizlib.images import GREY
 from vizlib.wrapper import checks_inputs, get_layer, layer_names
 
 MAX_CUTOFF = math.sqrt(0.5)  # cycles per pixel: the corner of the frequency plane
@@ -124,7 +125,7 @@ def rescale_each(tiles):
     high = flat.max(1).values.view(-1, 1, 1, 1)
     span = high - low
     scaled = (tiles - low) / span.clamp_min(torch.finfo(tiles.dtype).tiny)
-    return torch.where(span > 0, scaled, torch.full_like(tiles, 0.5))
+    return torch.where(span > 0, scaled, torch.full_like(tiles, GREY))
     # END SOLUTION
 
 

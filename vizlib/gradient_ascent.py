@@ -26,7 +26,6 @@ class survive random shifts and rescalings?) and `high_frequency_share` (how muc
 image's spectral power lies at high spatial frequencies).
 """
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -36,12 +35,12 @@ import torch.nn.functional as F
 from vizlib.arguments import check_classes, resolve_classes
 from vizlib.counts import check_positive_int
 from vizlib.hooks import forward_to
-from vizlib.images import check_images
+from vizlib.filters import low_frequency_mask
+from vizlib.images import GREY, check_images
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image
 from vizlib.wrapper import as_viz_model, checks_inputs, get_layer
 
-GREY = 0.5  # the L2 penalty, value clipping, the start image and transform borders centre on mid-grey
 OBJECTIVES = ("class", "unit")
 
 
@@ -352,14 +351,11 @@ def high_frequency_share(images, cutoff=0.25):
     """Per image, the share of spectral power above `cutoff` cycles per pixel (Nyquist: 0.5).
 
     The power spectrum is that of each colour channel minus its mean, summed over the
-    channels; a coefficient's frequency is its radius sqrt(fy^2 + fx^2). A flat image has 0.
+    channels; a coefficient's frequency is its radius sqrt(fy^2 + fx^2), the bins beyond 01's
+    `low_frequency_mask`. A flat image has 0.
     """
     check_images(images)
-    if not 0 < cutoff < 0.5 * math.sqrt(2):
-        raise ValueError(f"cutoff must be between 0 and {0.5 * math.sqrt(2):.3f} cycles per pixel, got {cutoff}")
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fft2(centred).abs().pow(2).sum(1)                          # (N, H, W)
-    fy = torch.fft.fftfreq(images.shape[-2], dtype=torch.float64)
-    fx = torch.fft.fftfreq(images.shape[-1], dtype=torch.float64)
-    high = ((fy[:, None] ** 2 + fx[None, :] ** 2).sqrt() > cutoff).to(images.device)
+    high = ~low_frequency_mask(*images.shape[-2:], cutoff, device=images.device)
     return (power * high).sum(dim=(1, 2)) / power.sum(dim=(1, 2)).clamp_min(1e-30)

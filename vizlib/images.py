@@ -2,7 +2,8 @@
 
 A course image is a float tensor of shape (N, 3, H, W), RGB, values in [0, 1].
 `to_image_tensor` converts PIL images, numpy arrays and uint8 tensors into that;
-`check_images` is what every model and technique uses to refuse anything else.
+`check_images` is what every model and technique uses to refuse anything else. `GREY` and `noise_like`
+are the two neutral images the techniques start from, fill with or compare against.
 """
 
 import math
@@ -12,6 +13,15 @@ from contextvars import ContextVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+GREY = 0.5   # mid-grey: start images, fills outside an image, the grey baseline
+
+
+def noise_like(images, seed=0):
+    """Seeded uniform noise in [0, 1] with the images' shape, dtype and device (the same numbers on any device)."""
+    noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed), dtype=images.dtype)
+    return noise.to(images.device)
+
 
 # Images shipped inside scikit-image and scikit-learn, so they work offline.
 _SKIMAGE_NAMES = (

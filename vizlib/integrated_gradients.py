@@ -24,7 +24,7 @@ import torch
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
 from vizlib.counts import check_positive_int
-from vizlib.images import check_images
+from vizlib.images import GREY, check_images, noise_like
 from vizlib.optim import gaussian_blur, score_gradient
 from vizlib.wrapper import checks_inputs
 
@@ -66,12 +66,11 @@ def make_baselines(images, kind="black", *, seed=0):
     if kind == "black":
         return torch.zeros_like(images)
     if kind == "grey":
-        return torch.full_like(images, 0.5)
+        return torch.full_like(images, GREY)
     if kind == "blur":
         return gaussian_blur(images.detach(), BLUR_SIGMA).clamp(0, 1)
     if kind == "noise":
-        noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed), dtype=images.dtype)
-        return noise.to(images.device)
+        return noise_like(images, seed)
     raise ValueError(f"baselines must be one of {', '.join(BASELINES)} or a tensor like the images, got {kind!r}")
 
 

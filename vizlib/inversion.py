@@ -15,6 +15,7 @@ from torch import nn
 
 from vizlib.counts import check_positive_int
 from vizlib.hooks import forward_to
+from vizlib.images import noise_like
 from vizlib.optim import optimize_image, total_variation
 from vizlib.wrapper import checks_inputs, get_layer, network
 
@@ -38,17 +39,12 @@ def default_layers(model, count=4):
     return [relus[round(i * step)] for i in range(count)]
 
 
-def start_noise(images, seed=0):
-    """Where `invert` starts by default: seeded uniform noise of the images' shape, on their device."""
-    return torch.rand(images.shape, generator=torch.Generator().manual_seed(seed)).to(images.device)
-
-
 @checks_inputs("images", "init")
 def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitter=0, seed=0, init=None,
            show_progress=None):
     """Reconstruct `images` from their features at `layer`; returns an OptimizationResult.
 
-    Starts from `start_noise(images, seed)` (or `init`). `tv_weight` scales the total
+    Starts from `vizlib.images.noise_like(images, seed)` (or `init`). `tv_weight` scales the total
     variation per pixel against the relative feature error; 0 turns the prior off.
     """
     name, _ = get_layer(model, layer)
@@ -59,7 +55,7 @@ def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitte
     target_norm = target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
     pixels = images.shape[1:].numel()
     if init is None:
-        init = start_noise(images, seed)
+        init = noise_like(images, seed)
 
     def objective(candidate):
         # BEGIN SOLUTION

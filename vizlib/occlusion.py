@@ -22,6 +22,7 @@ import torch
 
 from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
+from vizlib.images import GREY
 from vizlib.plotting import FONT_SIZE, as_display_array, overlay_image
 from vizlib.wrapper import checks_inputs
 
@@ -115,7 +116,7 @@ def _score(logits, score):
 
 
 @checks_inputs("images")
-def occlusion(model, images, classes=None, *, window=8, stride=4, fill=0.5, batch_size=256,
+def occlusion(model, images, classes=None, *, window=8, stride=4, fill=GREY, batch_size=256,
               score="logit", show_progress=None):
     """Occlusion sensitivity of `model` for `images` (N, 3, H, W) in [0, 1].
 

@@ -22,7 +22,7 @@ import torch
 from vizlib.arguments import check_batch_size
 from vizlib.config import progress
 from vizlib.hooks import capture_activations, forward_to
-from vizlib.images import check_images, values_checked
+from vizlib.images import GREY, check_images, values_checked
 from vizlib.plotting import live_figure
 from vizlib.receptive_field import receptive_field
 from vizlib.wrapper import check_model, checks_inputs, get_layer, prepare_images
@@ -34,7 +34,6 @@ __all__ = [
     "show_top_patches", "show_channel", "patch_picker",
 ]
 
-DEFAULT_FILL = 0.5  # grey: what pixels outside the image are filled with in a patch
 
 # ---------------------------------------------------------------------------------------------
 # Streaming top-k
@@ -178,7 +177,7 @@ def top_activations(model, data, layer, k=9, *, batch_size=64, stop_early=True, 
 # ---------------------------------------------------------------------------------------------
 
 
-def crop_patches(images, field, image_index, position, *, fill=DEFAULT_FILL):
+def crop_patches(images, field, image_index, position, *, fill=GREY):
     """Cut the receptive field of each unit out of its image.
 
     image_index (n,) picks the image, position (n, 2) the unit (row, col) in the activation
@@ -204,7 +203,7 @@ def crop_patches(images, field, image_index, position, *, fill=DEFAULT_FILL):
     return patches, inside
 
 
-def channel_patches(images, field, top, channel, *, k=None, fill=DEFAULT_FILL):
+def channel_patches(images, field, top, channel, *, k=None, fill=GREY):
     """The top-k patches of one channel: (patches, inside, values), best first."""
     channel = top.check_channel(channel)
     k = top.k if k is None else k
@@ -314,7 +313,7 @@ def _with_checkerboard(patch, inside):
     return array.clip(0, 1)
 
 
-def show_top_patches(images, field, top, channels, *, k=None, size=1.1, fill=DEFAULT_FILL, title=None):
+def show_top_patches(images, field, top, channels, *, k=None, size=1.1, fill=GREY, title=None):
     """A grid: one row per channel, its top-k patches from left to right (best first).
 
     Pixels outside the image are drawn as a grey checkerboard.
@@ -343,7 +342,7 @@ def show_top_patches(images, field, top, channels, *, k=None, size=1.1, fill=DEF
     return fig
 
 
-def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=DEFAULT_FILL):
+def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=GREY):
     """One channel: its top-k images with the unit's field boxed (top row), and the patches (bottom row)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle

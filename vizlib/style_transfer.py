@@ -46,7 +46,7 @@ from torch import nn
 from vizlib import config
 from vizlib.gram_texture import default_layer_weights, gram_matrix, random_filter_bank, style_loss
 from vizlib.hooks import layer_features
-from vizlib.images import check_images, sample_crop
+from vizlib.images import check_images, noise_like, sample_crop
 from vizlib.layers import layer_for
 from vizlib.optim import optimize_image, total_variation
 from vizlib.wrapper import checks_inputs, get_layer
@@ -182,7 +182,7 @@ def style_transfer(model, content, style, *, content_layer=None, style_weights=N
         if init == "content":
             init = content
         elif init == "noise":
-            init = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed)).to(content.device)
+            init = noise_like(content, seed)
         else:
             raise ValueError(f"init must be 'content', 'noise' or an image tensor, got {init!r}")
     if init.shape != content.shape:
