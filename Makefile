@@ -25,15 +25,16 @@ lab: $(INSTALLED)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # ruff first (rules in pyproject.toml): a lint error stops the run in a second, before the twenty minutes of tests.
+# Two pytest-xdist workers, a notebook's cells (and a test file's tests) kept together on one (tests/conftest.py).
 test: $(INSTALLED)
 	$(BIN)/ruff check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Every notebook on every torchvision architecture pick_model offers (SqueezeNet 1.1, AlexNet, VGG-16, VGG-19,
 # ResNet-18), offline: random stand-in weights in a temporary cache, claims that need training skipped with their
 # reason.
 test-imagenet: $(INSTALLED)
-	$(BIN)/python -m pytest tests/test_imagenet_notebooks.py --imagenet-all
+	$(BIN)/python -m pytest tests/test_imagenet_notebooks.py --imagenet-all -n 2 --dist loadgroup
 
 # Execute every notebook headlessly: executed copies, HTML pages and an index in build/course/.
 course: $(INSTALLED)

@@ -1,10 +1,16 @@
-"""Shared test setup: fast mode for every notebook the suite runs, a headless plot backend."""
+"""Shared test setup: fast mode for every notebook the suite runs, a headless plot backend, and the split of
+the work between pytest-xdist's workers (`make test` runs two)."""
 
 import os
 
 # Set before vizlib is imported; the notebook kernels that nbval starts inherit them.
 os.environ.setdefault("VIZLIB_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # each worker takes its share of the cores (before torch starts its thread pool), and so do the notebook
+    # kernels and subprocesses it starts: two workers asking for every core would only wait on each other
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -18,6 +24,14 @@ def pytest_addoption(parser):
     parser.addoption("--imagenet-all", action="store_true", dest="imagenet_all",
                      help="run every notebook on every ImageNet architecture `make download` fetches "
                           "(tests/test_imagenet_notebooks.py; `make test-imagenet`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """For `--dist loadgroup`: the cells of a notebook share one kernel, and the tests of a file its fixtures, so
+    each stays on one worker; a whole-notebook run of test_imagenet_notebooks.py is a group of its own."""
+    for item in items:
+        own = item.path.name == "test_imagenet_notebooks.py"
+        item.add_marker(pytest.mark.xdist_group(item.nodeid if own else str(item.path)))
 
 
 @pytest.fixture(scope="session")
