@@ -29,7 +29,7 @@ def course_dir(tmp_path_factory):
     """A fresh release, and the graded tests of the two concepts found on one."""
     root = tmp_path_factory.mktemp("grading")
     build(root / "release")
-    concepts = grade.select(grade.course_concepts(), CONCEPTS)
+    concepts = grade.select(grade.graded_concepts(), CONCEPTS)
     return root, grade.graded_tests(concepts=concepts, timeout=300)
 
 
@@ -169,7 +169,7 @@ def test_submissions_and_settings_are_checked(tmp_path):
     (tmp_path / ".hidden").mkdir()
     assert grade.find_submissions(tmp_path) == [(name, (tmp_path / name).resolve()) for name in ("ann", "bob")]
     assert grade.find_submissions(tmp_path / "ann") == [("ann", (tmp_path / "ann").resolve())]
-    concepts = grade.course_concepts()
+    concepts = grade.graded_concepts()
     keys = [c.key for c in concepts]
     assert keys == sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[1:]
     assert dict((c.name, c.test_files) for c in concepts)["patches"] == ("test_patches.py", "test_receptive_field.py")

@@ -39,7 +39,7 @@ from vizlib.occlusion import occlusion
 from vizlib.saliency import saliency, smoothgrad
 from vizlib.wrapper import (
     DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD, VizModel, as_viz_model, check_model, checks_inputs, freeze,
-    network, wrap,
+    model_device, model_dtype, network, wrap,
 )
 
 
@@ -621,3 +621,12 @@ def test_odd_inputs_give_the_plain_result_or_a_clear_error_and_change_nothing(
     assert torch.equal(images.detach().nan_to_num(), kept.nan_to_num()), "the input's values changed"
     assert (images.requires_grad, images.stride(), images.dtype) == (requires_grad, stride, dtype)
     assert images.grad is None
+
+
+def test_a_models_device_and_dtype_are_those_of_its_first_tensor():
+    assert model_device(nn.Linear(2, 2)) == torch.device("cpu")
+    assert model_dtype(nn.Linear(2, 2).double()) == torch.float64
+    empty = nn.Sequential(nn.ReLU())        # nothing to read them from: the CPU and the default dtype
+    assert model_device(empty) == torch.device("cpu") and model_dtype(empty) == torch.get_default_dtype()
+    buffered = nn.BatchNorm2d(2)
+    assert model_device(buffered) == buffered.weight.device

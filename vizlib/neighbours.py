@@ -30,7 +30,7 @@ from vizlib.hooks import capture_activations
 from vizlib.images import check_images
 from vizlib.layers import FEATURE_POOLING, layer_for
 from vizlib.plotting import FONT_SIZE, as_display_array
-from vizlib.wrapper import checks_inputs, get_layer
+from vizlib.wrapper import checks_inputs, get_layer, model_device
 
 # How a spatial output becomes a vector: "flatten" keeps every value; "mean" averages each
 # channel over its positions (global average pooling).
@@ -69,7 +69,7 @@ def extract_features(model, images, layer=None, *, pool=None, batch_size=256, sh
     if pool not in POOLING:
         raise ValueError(f"pool must be one of {', '.join(POOLING)}, got {pool!r}")
     name, _ = get_layer(model, layer)  # an unknown layer fails here, listing the valid names
-    device = getattr(model, "device", images.device)
+    device = model_device(model)
     batches = images.split(batch_size)
     features = []
     with capture_activations(model, name) as activations, torch.no_grad():

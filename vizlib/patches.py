@@ -25,7 +25,7 @@ from vizlib.hooks import capture_activations, forward_to
 from vizlib.images import GREY, check_images, values_checked
 from vizlib.plotting import live_figure
 from vizlib.receptive_field import receptive_field
-from vizlib.wrapper import check_model, checks_inputs, get_layer, prepare_images
+from vizlib.wrapper import check_model, checks_inputs, get_layer, model_device, prepare_images
 
 __all__ = [
     "TopActivations", "merge_top_k", "top_activations",
@@ -88,13 +88,6 @@ def merge_top_k(kept, new, k):
     # END SOLUTION
 
 
-def _device(model):
-    """Where the model lives: the device of its first buffer or parameter (CPU if it has none)."""
-    for tensor in list(model.buffers())[:1] + list(model.parameters())[:1]:
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _check_k(k, n=None):
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
@@ -137,7 +130,7 @@ def top_activations(model, data, layer, k=9, *, batch_size=64, stop_early=True, 
     batches, n_images, n_batches = _batches(data, batch_size)
     if n_images is not None:
         _check_k(k, n_images)
-    device = _device(model)
+    device = model_device(model)
 
     def layer_output(images):
         if stop_early:  # the layers after `layer` never run
@@ -243,7 +236,7 @@ def unit_features(model, images, layer, image_index, position, *, batch_size=64)
     with torch.no_grad():
         for first in range(0, len(unique), batch_size):
             chosen = unique[first:first + batch_size]
-            maps = forward_to(model, images[chosen.to(images.device)].to(_device(model)), name).cpu()
+            maps = forward_to(model, images[chosen.to(images.device)].to(model_device(model)), name).cpu()
             rows = ((inverse >= first) & (inverse < first + len(chosen))).nonzero().flatten()
             if features is None:
                 features = torch.zeros(len(image_index), maps.shape[1])

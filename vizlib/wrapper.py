@@ -159,6 +159,12 @@ def network(model):
     return model.net if isinstance(model, VizModel) else model
 
 
+def model_device(model):
+    """The device a model computes on: that of its first parameter or buffer (the CPU if it has none)."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
+
+
 def model_dtype(model):
     """The floating-point dtype a model computes in: that of its first floating parameter or buffer."""
     for tensor in itertools.chain(model.parameters(), model.buffers()):
@@ -331,9 +337,7 @@ def _short_repr(value, limit=60):
 
 def _on_device_of(model):
     """The wrapper's mean and std moved to the network's device and floating dtype (the network is not moved)."""
-    first = next(itertools.chain(model.net.parameters(), model.net.buffers()), None)
-    device = first.device if first is not None else model.mean.device
-    dtype = model_dtype(model.net)
+    device, dtype = model_device(model.net), model_dtype(model.net)
     model.mean, model.std = model.mean.to(device, dtype), model.std.to(device, dtype)
     return model
 

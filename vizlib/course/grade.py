@@ -97,8 +97,8 @@ class Run:
     vizlib: str | None    # the vizlib package the tests imported
 
 
-def course_concepts(course=REPO_ROOT):
-    """Every concept of the course, in notebook order."""
+def graded_concepts(course=REPO_ROOT):
+    """Every concept the grader scores (a notebook from 01, its module and test files), in notebook order."""
     course = Path(course)
     concepts = []
     for notebook in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb")):
@@ -257,7 +257,7 @@ def run_concept(copy, concept, workdir, timeout):
 
 def graded_tests(course=REPO_ROOT, concepts=None, *, timeout=300):
     """{concept key: [test ids]}: the tests of each concept that fail on a fresh release of `course`."""
-    concepts = course_concepts(course) if concepts is None else concepts
+    concepts = graded_concepts(course) if concepts is None else concepts
     with instructor_tests(course, concepts) as scratch:
         student_release.build(scratch / "release", source=course)
         graded = {}
@@ -283,7 +283,7 @@ def grade(submissions, out_dir, *, course=REPO_ROOT, concepts=None, weights=None
     if not timeout > 0:
         raise ValueError(f"the time limit must be a positive number of seconds, got {timeout!r}")
     students = find_submissions(submissions)
-    every = course_concepts(course)
+    every = graded_concepts(course)
     concepts, weight = select(every, concepts), load_weights(weights, every)
     if graded is None:
         graded = graded_tests(course, concepts, timeout=timeout)
