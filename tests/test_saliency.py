@@ -249,5 +249,12 @@ def test_show_maps_draws_one_row_per_map(shapes):
     plt.close(fig)
     fig = show_maps(images[:3], maps)  # no masks: no outlines
     plt.close(fig)
+    # a map is drawn up to its 99th percentile: one hot pixel saturates instead of darkening all the others
+    spiky = torch.linspace(0, 1, 64 * 64).view(1, 64, 64).clone()
+    spiky[0, 0, 0] = 1000.0
+    for percentile, top in ((99.0, np.percentile(spiky.numpy(), 99.0)), (100.0, 1000.0)):
+        fig = show_maps(images[:1], {"spiky": spiky}, percentile=percentile)
+        assert fig.axes[1].images[0].get_clim() == pytest.approx((0.0, top))
+        plt.close(fig)
     with pytest.raises(ValueError, match="2 maps for 3 images"):
         show_maps(images[:3], {"a": torch.rand(2, 64, 64)})

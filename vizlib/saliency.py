@@ -29,6 +29,7 @@ map is read by; the scores of 17 and the sanity check of 07 and 17 read every me
 through it.
 """
 
+import numpy as np
 import torch
 
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
@@ -169,10 +170,12 @@ def roughness(maps):
 # --- pictures -------------------------------------------------------------------------------
 
 
-def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8):
+def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8, percentile=99.0):
     """The images in the top row, then one row per entry of `maps` ({row name: (N, H, W)}).
 
-    Each map is drawn pixel for pixel, from 0 (dark) to its own maximum (bright);
+    Each map is drawn pixel for pixel, from 0 (dark) to its own `percentile`-th percentile (bright): the brightest
+    1% saturate rather than leave every other pixel dark, as pixel attributions are usually drawn (captum's
+    `visualize_image_attr` clips 2%); `percentile=100` scales to the maximum;
     where `masks` are given, the object outline is drawn as a thin line on the
     image (yellow) and on every map (cyan), between pixels, hiding none of them.
     Returns the matplotlib Figure.
@@ -199,7 +202,8 @@ def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8
                 ax.set_title(str(titles[i]) if titles is not None else "", fontsize=FONT_SIZE)
             else:
                 values = batch[i].detach().cpu().float().numpy()
-                ax.imshow(values, cmap=cmap, vmin=0, vmax=max(float(values.max()), 1e-30), interpolation="nearest")
+                bright = float(np.percentile(values, percentile)) if values.size else 0.0
+                ax.imshow(values, cmap=cmap, vmin=0, vmax=max(bright, 1e-30), interpolation="nearest")
                 ax.set_title(name, fontsize=FONT_SIZE)
             if masks is not None:
                 outline = masks[i].detach().cpu().float().numpy() if hasattr(masks[i], "detach") else masks[i]
