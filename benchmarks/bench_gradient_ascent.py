@@ -1,7 +1,7 @@
 """Gradient ascent: what the regularisers cost on top of the forward and backward pass.
 
 Reference: bare forward and backward passes to the input (the class score's gradient),
-the least any gradient-ascent step must do. Candidate: `class_visualization` with the
+the least any gradient-ascent step must do. Candidate: `class_visualisation` with the
 default regularised settings for 224 px (jitter, L2 penalty towards grey, Adam update,
 clamping, clipping of small values and of small contributions every step, Gaussian blur
 every 4th step), run for
@@ -13,7 +13,7 @@ one 224-px photograph.
 import torch
 
 from benchmarks.harness import Comparison
-from vizlib.gradient_ascent import class_visualization, settings_for
+from vizlib.gradient_ascent import class_visualisation, settings_for
 from vizlib.images import load_sample_image
 from vizlib.models import random_imagenet_model
 
@@ -32,7 +32,7 @@ def comparisons():
         return grad
 
     def regularised_step():
-        return class_visualization(model, [1], settings=settings, init=image, show_progress=False).images
+        return class_visualisation(model, [1], settings=settings, init=image, show_progress=False).images
 
     yield Comparison(
         "gradient ascent, random SqueezeNet, 1 image 224px",

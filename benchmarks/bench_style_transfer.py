@@ -23,7 +23,7 @@ from vizlib.models import course_model, random_imagenet_model
 from vizlib.style_transfer import (
     CONTENT_LAYER, CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT,
     StyleTransferLoss, default_style_model,
-    load_transform_net, style_image, style_transfer, stylize, weights_path,
+    load_transform_net, style_image, style_transfer, stylise, weights_path,
 )
 
 SIZE = 128
@@ -94,6 +94,6 @@ def comparisons():
             ("optimisation (120 L-BFGS steps)", lambda: style_transfer(
                 model, content, style, style_model=bank, content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT,
                 steps=120, show_progress=False)),
-            ("feed-forward (one pass)", lambda: stylize(net, content)),
+            ("feed-forward (one pass)", lambda: stylise(net, content)),
             goal="speed-up >= 100", repeats=1,
         )

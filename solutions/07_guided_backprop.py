@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vizlib.datasets import images_for_model
-from vizlib.guided_backprop import cascading_randomization, channel_gradient, class_gradient, modified_relus
+from vizlib.guided_backprop import cascading_randomisation, channel_gradient, class_gradient, modified_relus
 from vizlib.models import course_model
 from vizlib.saliency import attribution_map
 from vizlib.sanity import rank_correlation
@@ -71,7 +71,7 @@ def exercise_4():
     model = course_model()
     images, labels, _ = images_for_model(model, 16, seed=2024)
     images = images.to(model.device)
-    after_fc2 = [cascading_randomization(model, images, labels, rules=("plain",), steps=1, seed=seed, keep=1)
+    after_fc2 = [cascading_randomisation(model, images, labels, rules=("plain",), steps=1, seed=seed, keep=1)
                  .mean("plain")[1].item() for seed in range(5)]
     print(f"gradient's mean rank correlation after randomising fc2, 5 seeds: {[round(v, 3) for v in after_fc2]}")
     assert statistics.pstdev(after_fc2) > 0.01, "the weights drawn for fc2 move the number"

@@ -3,10 +3,10 @@
 import torch
 
 from vizlib.gradient_ascent import (
-    class_visualization, high_frequency_share, settings_for, start_image, transform_robustness, unit_visualization,
+    class_visualisation, high_frequency_share, settings_for, start_image, transform_robustness, unit_visualisation,
 )
 from vizlib.models import course_model
-from vizlib.optim import optimize_image
+from vizlib.optim import optimise_image
 
 SEED = 0
 STEPS = 40  # the notebook's fast-mode step count on the course model
@@ -16,7 +16,7 @@ N_TRANSFORMS = 32
 def run(model, settings, n_classes=8):
     classes = list(range(n_classes))
     start = start_image(len(classes), model.input_size, seed=SEED, device=model.device)
-    images = class_visualization(model, classes, settings=settings, init=start, seed=SEED, show_progress=False).images
+    images = class_visualisation(model, classes, settings=settings, init=start, seed=SEED, show_progress=False).images
     kept = transform_robustness(model, images, classes, n=N_TRANSFORMS, seed=SEED).mean().item()
     return images, kept, high_frequency_share(images).mean().item()
 
@@ -77,11 +77,11 @@ def exercise_4():
         probability = model(images).softmax(1).gather(1, classes[:, None]).squeeze(1)
         return -probability.sum()
 
-    by_probability = optimize_image(probability_objective, start, steps=STEPS, lr=settings.lr,
+    by_probability = optimise_image(probability_objective, start, steps=STEPS, lr=settings.lr,
                                     max_jitter=settings.max_jitter, blur_every=settings.blur_every,
                                     blur_sigma=settings.blur_sigma, seed=SEED, show_progress=False)
     by_probability = getattr(by_probability, "images", by_probability)
-    by_score = class_visualization(model, classes.tolist(),
+    by_score = class_visualisation(model, classes.tolist(),
                                    settings=settings.replace(l2=0.0, value_percentile=0.0, contribution_percentile=0.0),
                                    init=start, seed=SEED, show_progress=False).images
     with torch.no_grad():
@@ -107,7 +107,7 @@ def exercise_5():
     """Channels of bn2, bn3 and bn5: the size of what they draw."""
     model = course_model()
     settings = settings_for(model, objective="unit", steps=STEPS)
-    centroid = {layer: frequency_centroid(unit_visualization(model, layer, list(range(4)), settings=settings,
+    centroid = {layer: frequency_centroid(unit_visualisation(model, layer, list(range(4)), settings=settings,
                                                              seed=SEED, show_progress=False).images)
                 for layer in ("features.bn2", "features.bn3", "features.bn5")}
     print(f"mean spatial frequency of the channel pictures (cycles/pixel): {centroid}")

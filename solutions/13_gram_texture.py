@@ -1,6 +1,6 @@
 """Reference solutions to the exercises of notebook 13 (instructor only; the student release leaves this folder out)."""
 from vizlib.gram_texture import (
-    default_texture_weights, gram_distance, gram_matrix, random_filter_bank, synthesize_texture, texture_filter_bank,
+    default_texture_weights, gram_distance, gram_matrix, random_filter_bank, synthesise_texture, texture_filter_bank,
     texture_sample,
 )
 from vizlib.hooks import layer_features
@@ -32,7 +32,7 @@ def exercise_1():
     print("mean squared Gram entry: " + ", ".join(f"{k} {v:.1e}" for k, v in sizes.items()))
     scores = {}
     for relative in (True, False):
-        result = synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED, relative=relative)
+        result = synthesise_texture(extractor, sample, weights, steps=STEPS, seed=SEED, relative=relative)
         scores[relative] = judge_scores(result.images, sample)
         gram, patch = scores[relative]
         print(f"relative={relative}: judge Gram distance {gram:.4f}, patch distance {patch:.4f}")
@@ -48,7 +48,7 @@ def exercise_2():
                "coarsest octave": {k: 1.0 for k in weights if "down8" in k}}
     scores = {}
     for label, chosen in choices.items():
-        result = synthesize_texture(extractor, sample, chosen, steps=STEPS, seed=SEED)
+        result = synthesise_texture(extractor, sample, chosen, steps=STEPS, seed=SEED)
         scores[label] = judge_scores(result.images, sample)
         print(f"{label:16s}: judge Gram distance {scores[label][0]:.4f}, patch distance {scores[label][1]:.4f}")
     assert scores["coarsest octave"][0] > 5 * scores["full resolution"][0], scores
@@ -59,7 +59,7 @@ def exercise_2():
 def exercise_3():
     """The sparse star field: what the Gram matrices of a mostly black image ask for."""
     extractor, weights, sample = _setup("hubble")
-    result = synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED)
+    result = synthesise_texture(extractor, sample, weights, steps=STEPS, seed=SEED)
     bright = {"sample": (sample.amax(1) > 0.5).float().mean().item(),
               "result": (result.images.amax(1) > 0.5).float().mean().item()}
     print(f"mean value: sample {sample.mean():.3f}, result {result.images.mean():.3f}; "
@@ -72,8 +72,8 @@ def exercise_3():
 def exercise_4():
     """Twice the sample's size, same steps: the Gram match is much worse."""
     extractor, weights, sample = _setup()
-    same = synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED)
-    double = synthesize_texture(extractor, sample, weights, size=2 * SIZE, steps=STEPS, seed=SEED)
+    same = synthesise_texture(extractor, sample, weights, steps=STEPS, seed=SEED)
+    double = synthesise_texture(extractor, sample, weights, size=2 * SIZE, steps=STEPS, seed=SEED)
     scores = {"same size": judge_scores(same.images, sample), "double size": judge_scores(double.images, sample)}
     for label, (gram, patch) in scores.items():
         print(f"{label:11s}: judge Gram distance {gram:.4f}, patch distance {patch:.4f}")
@@ -84,8 +84,8 @@ def exercise_4():
 def exercise_5():
     """L-BFGS against Adam (lr 0.05) for the same number of steps."""
     extractor, weights, sample = _setup()
-    runs = {"lbfgs": synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED),
-            "adam": synthesize_texture(extractor, sample, weights, steps=STEPS, seed=SEED, optimizer="adam", lr=0.05)}
+    runs = {"lbfgs": synthesise_texture(extractor, sample, weights, steps=STEPS, seed=SEED),
+            "adam": synthesise_texture(extractor, sample, weights, steps=STEPS, seed=SEED, optimizer="adam", lr=0.05)}
     for label, run in runs.items():
         print(f"{label:5s}: final loss {run.losses[-1]:.4f}, judge and patch distances "
               + ", ".join(f"{v:.4f}" for v in judge_scores(run.images, sample)))

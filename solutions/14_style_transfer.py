@@ -10,7 +10,7 @@ import torch
 from vizlib.gram_texture import default_texture_weights, gram_distance, gram_matrix, random_filter_bank
 from vizlib.images import load_sample_image
 from vizlib.models import course_model
-from vizlib.optim import optimize_image
+from vizlib.optim import optimise_image
 from vizlib.style_transfer import (
     CONTENT_WEIGHT, STYLE_WEIGHTS, TV_WEIGHT, StyleTransferLoss, colour_histogram_intersection, default_style_model,
     edge_correlation, style_image, style_transfer,
@@ -108,8 +108,8 @@ def exercise_4():
 
     def run(loss):
         targets = loss.content_targets(content)
-        return optimize_image(lambda images: loss(images, targets), content, steps=STEPS, lr=1.0, optimizer="lbfgs",
-                              parameterization="sigmoid", seed=seed, show_progress=False).images
+        return optimise_image(lambda images: loss(images, targets), content, steps=STEPS, lr=1.0, optimizer="lbfgs",
+                              parameterisation="sigmoid", seed=seed, show_progress=False).images
 
     first, second = styles.values()
     results = {"hubble only": run(StyleTransferLoss(model, first, **options)),

@@ -10,7 +10,7 @@ from vizlib.layers import layer_for
 from vizlib.models import load_model
 from vizlib.occlusion import occlusion
 from vizlib.saliency import centre_bias_maps, random_maps, saliency, smoothgrad
-from vizlib.sanity import randomization_check
+from vizlib.sanity import randomisation_check
 
 SEED = 0
 STEPS = 16
@@ -86,7 +86,7 @@ def exercise_2():
     model = load_model("course")
     images, labels, _ = _score_set(8)
     methods = {"edge map": edge_map, "saliency": lambda m, x, c: saliency(m, x, c)}
-    result = randomization_check(model, images.to(model.device), methods, labels, steps=3, seed=SEED, keep=1)
+    result = randomisation_check(model, images.to(model.device), methods, labels, steps=3, seed=SEED, keep=1)
     for name in methods:
         print(f"{name:10s} " + " ".join(f"{v:.3f}" for v in result.mean(name).tolist()))
     assert result.mean("edge map").min().item() > 0.999

@@ -159,7 +159,7 @@ def test_no_public_function_takes_a_class_under_another_name():
 CLASSES_REQUIRED = {
     "vizlib.adversarial.loss_gradient", "vizlib.adversarial.fooling_image",
     "vizlib.feature_visualisation.class_score", "vizlib.gradient_ascent.class_objective",
-    "vizlib.gradient_ascent.class_visualization", "vizlib.optim.score_gradient",
+    "vizlib.gradient_ascent.class_visualisation", "vizlib.optim.score_gradient",
 }
 
 

@@ -22,7 +22,7 @@ from vizlib.feature_visualisation import (
 )
 from vizlib.hooks import layer_features
 from vizlib.images import load_sample_image
-from vizlib.optim import OptimizationResult, optimize_image
+from vizlib.optim import OptimisationResult, optimise_image
 
 
 # ------------------------------------------------------------------------- Fourier images
@@ -279,7 +279,7 @@ def test_visualise_raises_the_channel_reproducibly_and_leaves_the_model_as_found
     before = fingerprint(course)
     first = visualise_channels(course, "features.bn3", [3, 6], steps=30, seed=4, show_progress=False)
     again = visualise(course, channel("features.bn3", [3, 6]), steps=30, seed=4, show_progress=False)
-    assert isinstance(first, OptimizationResult) and first.images.shape == (2, 3, 64, 64)
+    assert isinstance(first, OptimisationResult) and first.images.shape == (2, 3, 64, 64)
     assert torch.equal(first.images, again.images) and len(first.losses) == 30
     assert 0 <= first.images.min() and first.images.max() <= 1
     start = FeatureImage(2, 64, seed=4)().detach()
@@ -305,11 +305,11 @@ def test_a_parameterised_image_takes_a_plain_sgd_step_on_its_own_tensor():
     def objective(images):
         return (weights * images).sum()
 
-    optimize_image(objective, image, steps=1, lr=0.1, optimizer="sgd", show_progress=False)
+    optimise_image(objective, image, steps=1, lr=0.1, optimizer="sgd", show_progress=False)
     sigmoid = torch.sigmoid(start)
     torch.testing.assert_close(image.raw.detach(), start - 0.1 * weights * sigmoid * (1 - sigmoid))
     with pytest.raises(ValueError, match="do not apply"):
-        optimize_image(objective, image, steps=1, lr=0.1, blur_every=2, show_progress=False)
+        optimise_image(objective, image, steps=1, lr=0.1, blur_every=2, show_progress=False)
 
 
 # ----------------------------------------------------------------------------------- bad input

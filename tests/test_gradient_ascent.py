@@ -15,8 +15,8 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.gradient_ascent import (
-    AscentSettings, class_visualization, clip_small_contributions, clip_small_values, default_layer,
-    high_frequency_share, settings_for, shift_rescale, start_image, transform_robustness, unit_visualization,
+    AscentSettings, class_visualisation, clip_small_contributions, clip_small_values, default_layer,
+    high_frequency_share, settings_for, shift_rescale, start_image, transform_robustness, unit_visualisation,
 )
 from vizlib.images import GREY
 from vizlib.models import random_imagenet_model
@@ -53,7 +53,7 @@ def test_one_plain_step_equals_a_hand_computed_step(tiny_model):
 
     grad = numeric_gradient(objective, init.clone())
     expected = (init + lr * grad).clamp(0, 1)
-    result = class_visualization(tiny_model, classes, settings=PLAIN_SGD.replace(l2=l2), init=init, show_progress=False)
+    result = class_visualisation(tiny_model, classes, settings=PLAIN_SGD.replace(l2=l2), init=init, show_progress=False)
     assert torch.allclose(result.images, expected, atol=1e-8)
     assert result.losses[0] == pytest.approx(-objective(init), rel=1e-9)
 
@@ -78,14 +78,14 @@ def test_one_plain_step_for_a_channel_and_a_neuron(tiny_model):
 
     for position, f in ((None, channel_mean), ((1, 3), neuron)):
         expected = (init + lr * numeric_gradient(f, init.clone())).clamp(0, 1)
-        result = unit_visualization(tiny_model, "0", channels, position=position,
+        result = unit_visualisation(tiny_model, "0", channels, position=position,
                                     settings=PLAIN_SGD.replace(lr=lr), init=init, show_progress=False)
         assert torch.allclose(result.images, expected, atol=1e-8), position
 
 
 def test_a_neuron_changes_only_its_receptive_field(tiny_model):
     init = torch.rand(1, 3, 6, 6, dtype=torch.float64) * 0.6 + 0.2
-    result = unit_visualization(tiny_model, "0", [1], position=(2, 0),
+    result = unit_visualisation(tiny_model, "0", [1], position=(2, 0),
                                 settings=AscentSettings(steps=5, lr=0.02), init=init, show_progress=False)
     changed = (result.images != init).any(1)[0]
     field = torch.zeros(6, 6, dtype=torch.bool)
@@ -110,12 +110,12 @@ def test_regularisers_reduce_high_frequency_energy_on_a_fixed_input():
 
 def test_regularised_ascent_is_smoother_than_plain_ascent(course):
     init = start_image(2, 64, seed=1)
-    plain = class_visualization(course, [0, 5], settings=settings_for(course, regularized=False, steps=15),
+    plain = class_visualisation(course, [0, 5], settings=settings_for(course, regularised=False, steps=15),
                                 init=init, show_progress=False).images
     # the smoothing regularisers only: contribution clipping greys scattered pixels, which adds high frequencies
     # this early in the ascent (notebook 08's claim measures all of them together, after 40 steps or more)
     smoothing = settings_for(course, steps=15, contribution_percentile=0)
-    regular = class_visualization(course, [0, 5], settings=smoothing, init=init, show_progress=False).images
+    regular = class_visualisation(course, [0, 5], settings=smoothing, init=init, show_progress=False).images
     assert (high_frequency_share(regular) < 0.5 * high_frequency_share(plain)).all()
 
 
@@ -179,7 +179,7 @@ def test_the_ascent_greys_the_pixels_of_least_contribution_after_each_step(cours
     stepped = (start - 0.01 * grad).clamp(0, 1)
     contribution = ((stepped - GREY) * grad).sum(1).abs().flatten()
     expected_grey = contribution <= contribution.kthvalue(int(0.3 * 64 * 64)).values
-    result = class_visualization(course, [3], settings=PLAIN_SGD.replace(contribution_percentile=30), init=start,
+    result = class_visualisation(course, [3], settings=PLAIN_SGD.replace(contribution_percentile=30), init=start,
                                  show_progress=False).images
     grey = (result[0] == GREY).all(0).flatten()
     assert torch.equal(grey, expected_grey)
@@ -187,37 +187,37 @@ def test_the_ascent_greys_the_pixels_of_least_contribution_after_each_step(cours
 
 def test_same_seed_same_images_and_another_seed_differs(course):
     settings = settings_for(course, steps=6, blur_every=2, contribution_percentile=20)
-    run = lambda seed: class_visualization(course, [2, 7], settings=settings, seed=seed, show_progress=False).images  # noqa: E731
+    run = lambda seed: class_visualisation(course, [2, 7], settings=settings, seed=seed, show_progress=False).images  # noqa: E731
     first, second, other = run(4), run(4), run(5)
     assert torch.equal(first, second)
     assert not torch.equal(first, other)
-    unit = lambda: unit_visualization(course, "features.relu4", [3], settings=settings, seed=4,  # noqa: E731
+    unit = lambda: unit_visualisation(course, "features.relu4", [3], settings=settings, seed=4,  # noqa: E731
                                       show_progress=False).images
     assert torch.equal(unit(), unit())
 
 
 def test_results_are_valid_images_and_the_model_is_unchanged(course):
     before = fingerprint(course)
-    result = class_visualization(course, [1], settings=settings_for(course, steps=5), show_progress=False)
+    result = class_visualisation(course, [1], settings=settings_for(course, steps=5), show_progress=False)
     assert result.images.shape == (1, 3, 64, 64) and len(result.losses) == 5
     assert 0 <= result.images.min() and result.images.max() <= 1
-    unit_visualization(course, "classifier.fc1", [0, 127], settings=settings_for(course, steps=2), show_progress=False)
+    unit_visualisation(course, "classifier.fc1", [0, 127], settings=settings_for(course, steps=2), show_progress=False)
     assert_unchanged(course, before)
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: class_visualization(m, [0, 8], show_progress=False), "0 to 7"),
-    (lambda m: class_visualization(m, -1, show_progress=False), "0 to 7"),
-    (lambda m: unit_visualization(m, "features.conv9", [0], show_progress=False), "unknown layer"),
-    (lambda m: unit_visualization(m, "features.relu5", [128], show_progress=False), "0 to 127"),
-    (lambda m: unit_visualization(m, "features.relu5", [0], position=(8, 0), show_progress=False), "rows 0 to 7"),
-    (lambda m: unit_visualization(m, "classifier.fc2", [0], position=(0, 0), show_progress=False), "no spatial"),
-    (lambda m: class_visualization(m, [0], settings=settings_for(m, value_percentile=100), show_progress=False),
+    (lambda m: class_visualisation(m, [0, 8], show_progress=False), "0 to 7"),
+    (lambda m: class_visualisation(m, -1, show_progress=False), "0 to 7"),
+    (lambda m: unit_visualisation(m, "features.conv9", [0], show_progress=False), "unknown layer"),
+    (lambda m: unit_visualisation(m, "features.relu5", [128], show_progress=False), "0 to 127"),
+    (lambda m: unit_visualisation(m, "features.relu5", [0], position=(8, 0), show_progress=False), "rows 0 to 7"),
+    (lambda m: unit_visualisation(m, "classifier.fc2", [0], position=(0, 0), show_progress=False), "no spatial"),
+    (lambda m: class_visualisation(m, [0], settings=settings_for(m, value_percentile=100), show_progress=False),
      r"\[0, 100\)"),
-    (lambda m: class_visualization(m, [0, 1], init=start_image(3, 64), show_progress=False), "expected 2"),
-    (lambda m: class_visualization(m, [0], settings=settings_for(m, steps=0), show_progress=False), "steps"),
-    (lambda m: class_visualization(m, [], show_progress=False), "no classes"),
-    (lambda m: unit_visualization(m, "features.bn5", [], show_progress=False), "no channels"),
+    (lambda m: class_visualisation(m, [0, 1], init=start_image(3, 64), show_progress=False), "expected 2"),
+    (lambda m: class_visualisation(m, [0], settings=settings_for(m, steps=0), show_progress=False), "steps"),
+    (lambda m: class_visualisation(m, [], show_progress=False), "no classes"),
+    (lambda m: unit_visualisation(m, "features.bn5", [], show_progress=False), "no channels"),
     (lambda m: transform_robustness(m, start_image(1, 64), [0], n=0), "n .* must be a positive int"),
 ])
 def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, call, message):
@@ -229,7 +229,7 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course, call, mes
 
 def test_a_fractional_class_is_refused_not_truncated(course):
     with pytest.raises(TypeError, match="class indices must be integers"):
-        class_visualization(course, [2.7], show_progress=False)
+        class_visualisation(course, [2.7], show_progress=False)
 
 
 def sized(input_size):
@@ -243,7 +243,7 @@ def test_settings_are_scaled_to_the_input_size():
     assert large.blur_sigma == pytest.approx(0.5 * 224 / 64)
     assert large.l2 == pytest.approx(small.l2 * (64 / 224) ** 2)
     assert settings_for(sized(64), objective="unit").l2 < small.l2
-    plain = settings_for(sized(64), regularized=False, steps=7)
+    plain = settings_for(sized(64), regularised=False, steps=7)
     assert (plain.l2, plain.max_jitter, plain.blur_every, plain.value_percentile, plain.steps) == (0, 0, 0, 0, 7)
     with pytest.raises(ValueError, match="objective"):
         settings_for(sized(64), objective="pixel")
@@ -281,12 +281,12 @@ def test_channels_and_a_neuron_of_random_squeezenet():
     layer = default_layer(model)
     init = start_image(2, 224, seed=0)
     for position in (None, (6, 6)):
-        result = unit_visualization(model, layer, [0, 5], position=position,
+        result = unit_visualisation(model, layer, [0, 5], position=position,
                                     settings=settings_for(model, objective="unit", steps=2), init=init,
                                     show_progress=False)
         assert result.images.shape == (2, 3, 224, 224) and not torch.equal(result.images, init)
     with pytest.raises(ValueError, match="0 to 511"):
-        unit_visualization(model, layer, [512], show_progress=False)
+        unit_visualisation(model, layer, [512], show_progress=False)
     assert_unchanged(model, before)
 
 
@@ -302,7 +302,7 @@ def test_a_loss_that_becomes_infinite_stops_with_an_error_naming_the_step():
     before = fingerprint(model)
     grey = torch.full((1, 3, 8, 8), 0.5)  # normalised to exactly 0: log(0) = -inf
     with pytest.raises(DivergenceError, match="step 0"):
-        class_visualization(model, [1], settings=PLAIN_SGD, init=grey, show_progress=False)
+        class_visualisation(model, [1], settings=PLAIN_SGD, init=grey, show_progress=False)
     assert_unchanged(model, before)
 
 
@@ -317,6 +317,6 @@ def test_a_zero_gradient_in_a_normalised_step_is_a_clear_error():
     model = freeze(VizModel(_Blind(), name="blind", class_names="rgb", input_size=8, mean=(0.5,) * 3, std=(0.2,) * 3))
     before = fingerprint(model)
     with pytest.raises(ValueError, match="gradient is exactly zero"):
-        settings = AscentSettings(steps=2, lr=0.1, optimizer="normalized")
-        class_visualization(model, [0], settings=settings, show_progress=False)
+        settings = AscentSettings(steps=2, lr=0.1, optimizer="normalised")
+        class_visualisation(model, [0], settings=settings, show_progress=False)
     assert_unchanged(model, before)

@@ -4,7 +4,7 @@ network, the filter bank, the measures, bad input.
 Oracles (where each homework region's expected values come from):
 - ChannelProducts.forward(): torch.einsum, and its gradient against autograd through einsum.
 - style_loss(): a loop over the entries of the Gram matrices.
-- objective() inside synthesize_texture(): the relative Gram error of the start, from features computed
+- objective() inside synthesise_texture(): the relative Gram error of the start, from features computed
   layer by layer and Gram matrices by einsum.
 """
 
@@ -16,7 +16,7 @@ from model_state import assert_unchanged, fingerprint
 from tiny_networks import feature_network
 from vizlib.gram_texture import (
     check_layer_weights, default_texture_weights, gram_distance, gram_matrix,
-    random_filter_bank, style_loss, synthesize_texture, texture_filter_bank, texture_noise, texture_sample,
+    random_filter_bank, style_loss, synthesise_texture, texture_filter_bank, texture_noise, texture_sample,
 )
 from vizlib.hooks import layer_features
 
@@ -143,12 +143,12 @@ def test_synthesis_lowers_the_loss_keeps_pixels_in_range_and_is_seeded():
     model = feature_network()
     sample = texture_sample("brick", 24)
     before = fingerprint(model)
-    first = synthesize_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
-    second = synthesize_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
+    first = synthesise_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
+    second = synthesise_texture(model, sample, {"1": 1.0, "3": 1.0}, size=16, steps=8, seed=3, show_progress=False)
     assert torch.equal(first.images, second.images) and first.images.shape == (1, 3, 16, 16)
     assert 0 <= first.images.min() and first.images.max() <= 1
     assert first.losses[-1] < 0.5 * first.losses[0]
-    adam = synthesize_texture(model, sample, {"1": 1.0}, steps=5, optimizer="adam", show_progress=False)
+    adam = synthesise_texture(model, sample, {"1": 1.0}, steps=5, optimizer="adam", show_progress=False)
     assert adam.images.shape == sample.shape and adam.losses[-1] < adam.losses[0]
     assert_unchanged(model, before)
 
@@ -158,7 +158,7 @@ def test_the_reported_loss_is_the_relative_gram_error_of_the_start():
     model = feature_network(torch.float64)
     sample = rand(1, 3, 10, 10, seed=4, dtype=torch.float64)
     start = texture_noise((1, 3, 10, 10), seed=5).double()
-    result = synthesize_texture(model, sample, {"1": 2.0, "3": 1.0}, init=start, steps=1, show_progress=False)
+    result = synthesise_texture(model, sample, {"1": 2.0, "3": 1.0}, init=start, steps=1, show_progress=False)
     with torch.no_grad():
         h = lambda x: (x - 0.5) / 0.25  # noqa: E731
         feats = lambda x: {"1": torch.relu(model.net[0](h(x))),  # noqa: E731
@@ -189,7 +189,7 @@ def test_bad_weights_are_clear_errors_and_change_nothing(weights, error, words):
     model = feature_network()
     before = fingerprint(model)
     with pytest.raises(error, match=words):
-        synthesize_texture(model, rand(1, 3, 12, 12), weights, steps=1, show_progress=False)
+        synthesise_texture(model, rand(1, 3, 12, 12), weights, steps=1, show_progress=False)
     assert_unchanged(model, before)
 
 
@@ -205,11 +205,11 @@ def test_bad_input_to_style_loss_and_synthesis():
         check_layer_weights({"a": torch.tensor([1.0, -1.0])})
     model = feature_network()
     with pytest.raises(ValueError, match="size must be"):
-        synthesize_texture(model, rand(1, 3, 12, 12), {"1": 1.0}, size=0, show_progress=False)
+        synthesise_texture(model, rand(1, 3, 12, 12), {"1": 1.0}, size=0, show_progress=False)
     with pytest.raises(ValueError, match="values in"):
-        synthesize_texture(model, rand(1, 3, 12, 12) * 255, {"1": 1.0}, show_progress=False)
+        synthesise_texture(model, rand(1, 3, 12, 12) * 255, {"1": 1.0}, show_progress=False)
     with pytest.raises(ValueError, match="2 samples"):
-        synthesize_texture(model, rand(2, 3, 12, 12), {"1": 1.0}, init=rand(1, 3, 12, 12), show_progress=False)
+        synthesise_texture(model, rand(2, 3, 12, 12), {"1": 1.0}, init=rand(1, 3, 12, 12), show_progress=False)
     with pytest.raises(ValueError, match="no default texture layers"):
         default_texture_weights(model)
 
@@ -288,7 +288,7 @@ def test_synthesis_runs_the_network_only_to_its_deepest_layer_and_leaves_it_unch
     deeper = []                                   # calls of a layer after the deepest one the loss uses
     handle = course.layer("features.conv3").register_forward_hook(lambda *args: deeper.append(1))
     try:
-        result = synthesize_texture(course, texture_sample("gravel", 32),
+        result = synthesise_texture(course, texture_sample("gravel", 32),
                                     {"features.relu1": 1.0, "features.relu2": 1.0}, steps=2, show_progress=False)
     finally:
         handle.remove()

@@ -24,7 +24,7 @@ from torchvision.models import mobilenet_v2
 from model_state import assert_unchanged, fingerprint
 from vizlib.course_data import make_shapes
 from vizlib.guided_backprop import (
-    FunctionalReLUError, cascading_randomization, channel_gradient, class_gradient, deconvnet, gradient_image,
+    FunctionalReLUError, cascading_randomisation, channel_gradient, class_gradient, deconvnet, gradient_image,
     guided_backprop, modified_relus,
 )
 from vizlib.models import random_imagenet_model
@@ -580,7 +580,7 @@ def test_gradient_image_is_grey_at_zero_and_keeps_the_sign():
 def test_guided_backprop_changes_far_less_than_the_gradient_when_top_layers_are_randomised(course):
     images, labels, _ = make_shapes(16, "held_out", seed=5)
     before = fingerprint(course)
-    result = cascading_randomization(course, images, labels, steps=3, seed=0, keep=2)
+    result = cascading_randomisation(course, images, labels, steps=3, seed=0, keep=2)
     assert_unchanged(course, before)
     assert result.layers == ["trained", "classifier.fc2", "classifier.fc1", "features.conv5"]
     assert result.correlations["guided"].shape == (4, 16) and result.maps["plain"].shape == (4, 2, 3, 64, 64)

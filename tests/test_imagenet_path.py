@@ -27,8 +27,8 @@ from vizlib.deepdream import deepdream
 from vizlib.dissection import Concepts, dissect_layers, unit_regions
 from vizlib.embedding import tsne
 from vizlib.filters import first_layer_activations
-from vizlib.gram_texture import synthesize_texture
-from vizlib.gradient_ascent import class_visualization, settings_for
+from vizlib.gram_texture import synthesise_texture
+from vizlib.gradient_ascent import class_visualisation, settings_for
 from vizlib.guided_backprop import channel_gradient, guided_backprop
 from vizlib.adversarial import fgsm, fooling_image, pgd
 from vizlib.cam import grad_cam, guided_grad_cam
@@ -111,7 +111,7 @@ TECHNIQUES = {
     "gradient x input": gradient_x_input,
     "deletion curve (4 steps)": lambda model, images: perturbation_curves(
         model, images, images.mean(1), steps=4, show_progress=False),
-    "Gram texture synthesis (2 steps)": lambda model, images: synthesize_texture(
+    "Gram texture synthesis (2 steps)": lambda model, images: synthesise_texture(
         model, images, gram_layers(model), size=64, steps=2, show_progress=False).images,
     "style transfer (2 L-BFGS steps)": lambda model, images: style_transfer(
         model, images, images[:1], content_layer=layer(model, "middle"), style_weights=gram_layers(model),
@@ -130,7 +130,7 @@ TECHNIQUES = {
         model, images, (top5_classes(model, images)[:, 0] + 1) % 1000, max_steps=3, show_progress=False).images,
     "FGSM": lambda model, images: fgsm(model, images, epsilon=8 / 255),
     "PGD (2 steps)": lambda model, images: pgd(model, images, epsilon=8 / 255, steps=2, show_progress=False),
-    "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualization(
+    "class visualisation by gradient ascent (2 steps)": lambda model, images: class_visualisation(
         model, [0, 1], settings=settings_for(model, steps=2, blur_every=1), init=images, show_progress=False).images,
     "occlusion map (16 windows)": lambda model, images: occlusion(
         model, images, window=56, stride=56, show_progress=False).maps,

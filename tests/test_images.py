@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vizlib.images import (
-    SAMPLE_IMAGES, center_crop_resize, check_images, load_sample_image, resize, sample_crop, to_image_tensor,
+    SAMPLE_IMAGES, centre_crop_resize, check_images, load_sample_image, resize, sample_crop, to_image_tensor,
     to_numpy_image,
 )
 
@@ -85,7 +85,7 @@ def test_unknown_sample_image_lists_the_names():
 def test_resizing_keeps_range_and_crops_the_centre():
     image = torch.zeros(1, 3, 40, 80)
     image[..., 16:64] = 1.0  # a white centre band a little wider than the central square
-    square = center_crop_resize(image, 20)
+    square = centre_crop_resize(image, 20)
     assert square.shape == (1, 3, 20, 20) and square.min() > 0.99
     assert resize(torch.rand(2, 3, 30, 30), (7, 11)).shape == (2, 3, 7, 11)
 

@@ -12,7 +12,7 @@ import torch
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.optim import (
-    DivergenceError, gaussian_blur, jitter, normalized_step, optimize_image, score_gradient, total_variation,
+    DivergenceError, gaussian_blur, jitter, normalised_step, optimise_image, score_gradient, total_variation,
 )
 
 
@@ -48,15 +48,15 @@ def test_score_gradient_leaves_model_and_input_alone(tiny_model):
     assert_unchanged(tiny_model, before)
 
 
-def test_normalized_step_has_the_requested_length_and_refuses_zero():
+def test_normalised_step_has_the_requested_length_and_refuses_zero():
     grad = torch.randn(3, 3, 4, 4)
-    step = normalized_step(grad, 0.5)
+    step = normalised_step(grad, 0.5)
     lengths = np.sqrt((step.numpy() ** 2).reshape(3, -1).sum(1))
     assert np.allclose(lengths, 0.5, atol=1e-6)
-    assert torch.allclose(normalized_step(grad, 2.0, norm=1).abs().flatten(1).sum(1), torch.full((3,), 2.0))
+    assert torch.allclose(normalised_step(grad, 2.0, norm=1).abs().flatten(1).sum(1), torch.full((3,), 2.0))
     grad[1] = 0
     with pytest.raises(ValueError, match=r"zero for image\(s\) \[1\]"):
-        normalized_step(grad, 1.0)
+        normalised_step(grad, 1.0)
 
 
 def test_total_variation_matches_a_loop_and_passes_gradcheck():
@@ -105,11 +105,11 @@ def test_optimize_image_reaches_a_target_inside_the_range():
     def objective(images):
         return (images - target).pow(2).sum()
 
-    settings = (("clamp", "adam", 0.05), ("sigmoid", "lbfgs", 1.0), ("clamp", "normalized", 0.05))
-    for parameterization, optimizer, lr in settings:
-        result = optimize_image(objective, torch.full_like(target, 0.5), steps=200, lr=lr,
-                                optimizer=optimizer, parameterization=parameterization, show_progress=False)
-        assert (result.images - target).abs().max() < 0.05, (parameterization, optimizer)
+    settings = (("clamp", "adam", 0.05), ("sigmoid", "lbfgs", 1.0), ("clamp", "normalised", 0.05))
+    for parameterisation, optimizer, lr in settings:
+        result = optimise_image(objective, torch.full_like(target, 0.5), steps=200, lr=lr,
+                                optimizer=optimizer, parameterisation=parameterisation, show_progress=False)
+        assert (result.images - target).abs().max() < 0.05, (parameterisation, optimizer)
         assert result.losses[-1] < result.losses[0]
         assert result.images.min() >= 0 and result.images.max() <= 1
 
@@ -122,26 +122,26 @@ def test_optimize_image_stops_on_divergence_naming_the_step():
         return images.sum() * (float("nan") if len(calls) == 4 else 1.0)
 
     with pytest.raises(DivergenceError, match="step 3"):
-        optimize_image(objective, torch.rand(1, 3, 4, 4), steps=10, lr=0.1, show_progress=False)
+        optimise_image(objective, torch.rand(1, 3, 4, 4), steps=10, lr=0.1, show_progress=False)
 
 
 def test_optimize_image_regularisers_and_bad_arguments():
     seen = []
-    result = optimize_image(
+    result = optimise_image(
         lambda images: -images.mean(), torch.full((1, 3, 8, 8), 0.5), steps=4, lr=0.01, max_jitter=2,
         blur_every=2, callback=lambda step, images, grad: seen.append((step, grad.shape)), show_progress=False,
     )
     assert seen == [(step, (1, 3, 8, 8)) for step in range(4)] and result.images.mean() > 0.5
     with pytest.raises(ValueError, match="optimizer"):
-        optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=1, lr=1, optimizer="rmsprop")
+        optimise_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=1, lr=1, optimizer="rmsprop")
     with pytest.raises(ValueError, match="steps"):
-        optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=0, lr=1)
+        optimise_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4), steps=0, lr=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        optimize_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4) * 9, steps=1, lr=1)
+        optimise_image(lambda x: x.sum(), torch.rand(1, 3, 4, 4) * 9, steps=1, lr=1)
 
 
-@pytest.mark.parametrize("parameterization", ["clamp", "sigmoid"])
-def test_the_callback_gets_the_gradient_with_respect_to_the_images(parameterization):
+@pytest.mark.parametrize("parameterisation", ["clamp", "sigmoid"])
+def test_the_callback_gets_the_gradient_with_respect_to_the_images(parameterisation):
     """For sum((x - t)^2) the gradient with respect to the images is 2 (x - t), at the images the objective saw."""
     target = torch.rand(1, 3, 5, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     evaluated, received = [], []
@@ -150,8 +150,8 @@ def test_the_callback_gets_the_gradient_with_respect_to_the_images(parameterizat
         evaluated.append(images.detach().clone())
         return ((images - target) ** 2).sum()
 
-    optimize_image(objective, torch.full_like(target, 0.5), steps=3, lr=0.05, optimizer="sgd",
-                   parameterization=parameterization, callback=lambda step, images, grad: received.append(grad),
+    optimise_image(objective, torch.full_like(target, 0.5), steps=3, lr=0.05, optimizer="sgd",
+                   parameterisation=parameterisation, callback=lambda step, images, grad: received.append(grad),
                    show_progress=False)
     assert len(received) == len(evaluated) == 3
     for seen, grad in zip(evaluated, received):
@@ -161,8 +161,8 @@ def test_the_callback_gets_the_gradient_with_respect_to_the_images(parameterizat
 def test_line_search_option_of_optimize_image():
     """L-BFGS with the line search finds the minimum of a quadratic in the pixels; other optimisers refuse it."""
     target = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(7)) * 0.8 + 0.1
-    result = optimize_image(lambda x: ((x - target) ** 2).sum(), torch.full_like(target, 0.5), steps=15, lr=1.0,
-                            optimizer="lbfgs", parameterization="sigmoid", line_search=True, show_progress=False)
+    result = optimise_image(lambda x: ((x - target) ** 2).sum(), torch.full_like(target, 0.5), steps=15, lr=1.0,
+                            optimizer="lbfgs", parameterisation="sigmoid", line_search=True, show_progress=False)
     assert torch.allclose(result.images, target, atol=1e-3)
     with pytest.raises(ValueError, match="line_search applies to optimizer='lbfgs' only"):
-        optimize_image(lambda x: x.sum(), target, steps=1, lr=0.1, optimizer="adam", line_search=True)
+        optimise_image(lambda x: x.sum(), target, steps=1, lr=0.1, optimizer="adam", line_search=True)

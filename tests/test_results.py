@@ -7,8 +7,8 @@ from public_api import public_callables
 # The main field of each result: `maps` for attributions, `images` for synthesis.
 MAIN_FIELD = {
     "OcclusionResult": "maps",
-    "RandomizationResult": "maps",
-    "OptimizationResult": "images",
+    "RandomisationResult": "maps",
+    "OptimisationResult": "images",
     "FoolingResult": "images",
     "SynthesisResult": "images",
     "TrainingResult": "net",

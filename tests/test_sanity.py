@@ -10,7 +10,7 @@ from torch import nn
 
 from model_state import assert_unchanged, fingerprint
 from vizlib.sanity import (
-    cascading_copies, layer_groups, randomization_check, rank_correlation,
+    cascading_copies, layer_groups, randomisation_check, rank_correlation,
 )
 from vizlib.wrapper import VizModel, freeze
 
@@ -87,7 +87,7 @@ def test_randomization_check_follows_the_weights_drawn_for_the_randomised_layer(
         "signed map": lambda m, x, c: _gradient(m, x, c).sum(1),                           # read by its positive part
         "input": lambda m, x, c: x.clone(),                                               # blind to the model
     }
-    result = randomization_check(model, images, methods, classes, seed=3, keep=2)
+    result = randomisation_check(model, images, methods, classes, seed=3, keep=2)
     assert_unchanged(model, before)
     assert result.layers == ["trained", "1"]
     # the Linear layer redrawn He-normal from the seeded generator: std sqrt(2 / fan_in), bias 0
@@ -117,5 +117,5 @@ def test_randomization_check_refuses_bad_classes_before_any_work():
     model = _linear_model()
     calls = []
     with pytest.raises(ValueError, match="class index out of range"):
-        randomization_check(model, torch.rand(2, 3, 2, 2), {"m": lambda *args: calls.append(1)}, [0, 3])
+        randomisation_check(model, torch.rand(2, 3, 2, 2), {"m": lambda *args: calls.append(1)}, [0, 3])
     assert calls == []

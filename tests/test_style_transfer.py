@@ -18,7 +18,7 @@ from vizlib.layers import layer_for, layers_for
 from vizlib.models import IMAGENET_MODELS, random_imagenet_model
 from vizlib.style_transfer import (
     CONTENT_LAYER, STYLE_WEIGHTS, StyleTransferLoss, TransformNet, colour_histogram_intersection, content_loss,
-    default_style_model, edge_correlation, stylize, style_transfer,
+    default_style_model, edge_correlation, stylise, style_transfer,
 )
 
 
@@ -199,5 +199,5 @@ def test_transform_net_uses_instance_norm_without_running_stats_and_resize_upsam
     assert norms and all(m.affine and not m.track_running_stats and m.running_mean is None for m in norms)
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
     assert any(isinstance(m, nn.Upsample) for m in net.modules())
-    out = stylize(net.eval(), images(2, 30, 1))
+    out = stylise(net.eval(), images(2, 30, 1))
     assert out.shape == (2, 3, 30, 30) and 0 <= out.min() and out.max() <= 1

@@ -9,7 +9,7 @@ from model_state import assert_unchanged, fingerprint
 from test_style_transfer import images
 from tiny_networks import feature_network
 from vizlib.course.train_style_net import main, train_transform_net, training_crops
-from vizlib.style_transfer import load_transform_net, stylize
+from vizlib.style_transfer import load_transform_net, stylise
 
 
 def test_training_leaves_a_trainable_loss_network_and_the_global_random_state_alone():
@@ -33,7 +33,7 @@ def test_training_runs_a_few_steps_and_weights_round_trip(course, tmp_path):
     torch.save(result.net.state_dict(), path)
     loaded = load_transform_net("anything", path)
     x = images(1, 32, 3)
-    assert torch.equal(stylize(loaded, x), stylize(result.net, x))
+    assert torch.equal(stylise(loaded, x), stylise(result.net, x))
     with pytest.raises(FileNotFoundError, match="train one"):
         load_transform_net("no_such_style", tmp_path / "missing.pt")
 
@@ -49,5 +49,5 @@ def test_training_command_writes_weights_the_loader_accepts(tmp_path, capsys):
     out = tmp_path / "style_net.pt"
     main(["--style", "hubble_deep_field", "--steps", "1", "--size", "16", "--output", str(out)])
     net = load_transform_net("hubble_deep_field", out)
-    assert not net.training and stylize(net, images(1, 16)).shape == (1, 3, 16, 16)
+    assert not net.training and stylise(net, images(1, 16)).shape == (1, 3, 16, 16)
     assert "trained 1 steps" in capsys.readouterr().out

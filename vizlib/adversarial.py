@@ -26,7 +26,7 @@ from vizlib.arguments import check_classes, predict, resolve_classes
 from vizlib.config import progress
 from vizlib.counts import check_positive, check_positive_int
 from vizlib.images import check_images
-from vizlib.optim import normalized_step
+from vizlib.optim import normalised_step
 from vizlib.plotting import FONT_SIZE, as_display_array
 from vizlib.wrapper import checks_inputs
 
@@ -192,7 +192,7 @@ def fooling_image(model, images, classes, *, step_size=0.5, max_steps=100, show_
         moving = active[~reached]
         with torch.no_grad():
             # BEGIN SOLUTION
-            current[moving] = (current[moving] + normalized_step(grad[~reached], step_size)).clamp(0, 1)
+            current[moving] = (current[moving] + normalised_step(grad[~reached], step_size)).clamp(0, 1)
             # END SOLUTION
         steps[moving] += 1
     return FoolingResult(images=current, steps=steps, success=success)

@@ -11,7 +11,7 @@ import torchvision
 
 from vizlib import config
 from vizlib.course_data import make_shapes
-from vizlib.images import center_crop_resize, load_sample_image, to_image_tensor
+from vizlib.images import centre_crop_resize, load_sample_image, to_image_tensor
 from vizlib.models import DOWNLOAD_COMMAND, WeightsNotAvailableError
 from vizlib.wrapper import as_viz_model
 
@@ -51,7 +51,7 @@ class Imagenette(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         image, label = self._data[index]
-        return center_crop_resize(to_image_tensor(image), self.size)[0], self.imagenet_index[label]
+        return centre_crop_resize(to_image_tensor(image), self.size)[0], self.imagenet_index[label]
 
 
 def _crop_plan(n, size, seed):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from vizlib.config import progress
 from vizlib.hooks import forward_to
-from vizlib.optim import jitter, normalized_step
+from vizlib.optim import jitter, normalised_step
 from vizlib.wrapper import checks_inputs, get_layer
 
 
@@ -34,7 +34,7 @@ def dream_step(model, images, layer, step_size, max_jitter=0, generator=None):
         energy = activations.pow(2).sum() / 2  # d energy / d activations = activations
         (grad,) = torch.autograd.grad(energy, pixels)
         per_pixel = grad.shape[1:].numel()  # the L1-normalised step: grad / mean |grad|
-        step = normalized_step(grad, step_size * per_pixel, norm=1)
+        step = normalised_step(grad, step_size * per_pixel, norm=1)
         # END SOLUTION
     return (images + step).clamp(0, 1)
 

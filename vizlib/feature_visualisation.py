@@ -16,8 +16,8 @@ three places:
 - **Objectives that compose**: `channel`, `neuron`, `class_score` and `diversity` give
   `Objective`s that add, subtract and scale (`channel(layer, 3) - 10 * diversity(layer)`).
 
-`visualise(model, objective)` runs them all through vizlib.optim.optimize_image, the loop
-08 uses, and returns its OptimizationResult (`images`, `losses`).
+`visualise(model, objective)` runs them all through vizlib.optim.optimise_image, the loop
+08 uses, and returns its OptimisationResult (`images`, `losses`).
 `visualise_channels(model, layer, channels)` draws one image per channel in one batch.
 """
 
@@ -36,7 +36,7 @@ from vizlib.gradient_ascent import check_unit
 from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features
 from vizlib.images import GREY, check_images, load_sample_image
-from vizlib.optim import optimize_image
+from vizlib.optim import optimise_image
 from vizlib.wrapper import check_model, checks_inputs
 
 LUCID_SIZE = 224    # the input size Lucid's default transformations were made for
@@ -611,7 +611,7 @@ def visualise(model, objective, *, n=None, size=None, fourier=True, decay=1.0, d
     input size at a random place (a last jitter). Adam with step `lr` for `steps` steps
     (default 512, 64 in fast mode). Every argument is checked before any work; a chain whose
     output could be smaller than the model's input size is refused.
-    Returns vizlib.optim.OptimizationResult: `images` (n, 3, size, size) and `losses` (-objective per step).
+    Returns vizlib.optim.OptimisationResult: `images` (n, 3, size, size) and `losses` (-objective per step).
     """
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective (channel, neuron, class_score, diversity and their sums), "
@@ -637,7 +637,7 @@ def visualise(model, objective, *, n=None, size=None, fourier=True, decay=1.0, d
     def loss(images):
         return -objective(_activations(model, images, objective.layers))
 
-    return optimize_image(loss, image, steps=steps, lr=lr, transform=chain, seed=seed,
+    return optimise_image(loss, image, steps=steps, lr=lr, transform=chain, seed=seed,
                           desc=f"visualising {objective.name}"[:60], show_progress=show_progress)
 
 
@@ -655,7 +655,7 @@ def _as_chain(transforms, size):
 def visualise_channels(model, layer, channels, **options):
     """One image per channel of `layer` (a list), all in one batch: `visualise(model, channel(layer, channels))`.
 
-    `options` are visualise's. Returns its OptimizationResult; image i shows channels[i].
+    `options` are visualise's. Returns its OptimisationResult; image i shows channels[i].
     """
     channels = [channels] if isinstance(channels, int) else list(channels)
     return visualise(model, channel(layer, channels), n=len(channels), **options)

@@ -2,13 +2,13 @@
 
 Start from a nearly grey image and change its pixels to raise one number:
 
-- a class score minus an L2 penalty on the image (Simonyan et al. 2014): `class_visualization`;
+- a class score minus an L2 penalty on the image (Simonyan et al. 2014): `class_visualisation`;
 - the activation of one channel of an intermediate layer (its mean over positions), or of
-  one neuron (one channel at one position): `unit_visualization`.
+  one neuron (one channel at one position): `unit_visualisation`.
 
 Plain ascent finds high-frequency patterns that raise the number without looking like
 anything. Image regularisers turn them into pictures, all run by the shared loop
-`vizlib.optim.optimize_image`: random jitter (DeepDream, Mordvintsev et al. 2015) and the
+`vizlib.optim.optimise_image`: random jitter (DeepDream, Mordvintsev et al. 2015) and the
 four of Yosinski et al. (2015): L2 decay (here a penalty towards grey), a periodic Gaussian
 blur, clipping pixels of small norm (`clip_small_values`) and clipping pixels of small
 contribution (`clip_small_contributions`); the two clippings run after each step as the
@@ -38,7 +38,7 @@ from vizlib.hooks import forward_to
 from vizlib.filters import low_frequency_mask
 from vizlib.images import GREY, check_images
 from vizlib.layers import layer_for
-from vizlib.optim import optimize_image
+from vizlib.optim import optimise_image
 from vizlib.wrapper import as_viz_model, checks_inputs, get_layer
 
 OBJECTIVES = ("class", "unit")
@@ -62,7 +62,7 @@ class AscentSettings:
         return replace(self, **changes)
 
 
-def settings_for(model, *, objective="class", regularized=True, **changes):
+def settings_for(model, *, objective="class", regularised=True, **changes):
     """Hyperparameters retuned for pixels in [0, 1] and scaled to `model.input_size`.
 
     Tuned by eye and by the notebook's measurements on the 64-px course model:
@@ -73,14 +73,14 @@ def settings_for(model, *, objective="class", regularized=True, **changes):
     same pixels: a grey pixel contributes nothing).
     For other input sizes, lengths (jitter, blur) scale with the size and the L2
     weight with 1/size^2, because a score's gradient spreads over size^2 pixels.
-    `regularized=False` keeps optimiser, step size and step count and switches every
+    `regularised=False` keeps optimiser, step size and step count and switches every
     regulariser off: plain gradient ascent, with pixels only clamped into [0, 1].
     Keyword arguments override single values.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
-    if not regularized:
+    if not regularised:
         return AscentSettings(**changes)
     scale = model.input_size / 64
     settings = AscentSettings(
@@ -255,7 +255,7 @@ def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
         images.copy_(clip_small_contributions(images, grad, settings.contribution_percentile))
 
     clipping = settings.value_percentile > 0 or settings.contribution_percentile > 0
-    return optimize_image(
+    return optimise_image(
         objective, init, steps=settings.steps, lr=settings.lr, optimizer=settings.optimizer,
         max_jitter=settings.max_jitter, blur_every=settings.blur_every, blur_sigma=settings.blur_sigma,
         callback=clip if clipping else None, seed=seed, desc=desc,
@@ -264,11 +264,11 @@ def _ascend(model, objective, n, settings, init, seed, desc, show_progress):
 
 
 @checks_inputs("init")
-def class_visualization(model, classes, *, settings=None, init=None, seed=0, show_progress=None):
+def class_visualisation(model, classes, *, settings=None, init=None, seed=0, show_progress=None):
     """One image per class index in `classes` that the model scores highly for that class.
 
     `settings` default to `settings_for(model)`; `init` to `start_image(..., seed=seed)`.
-    Returns vizlib.optim.OptimizationResult: `images` (N, 3, H, W) in [0, 1] and
+    Returns vizlib.optim.OptimisationResult: `images` (N, 3, H, W) in [0, 1] and
     `losses` per step. The same seed gives the same images.
     """
     settings = settings_for(model) if settings is None else settings
@@ -278,13 +278,13 @@ def class_visualization(model, classes, *, settings=None, init=None, seed=0, sho
 
 
 @checks_inputs("init")
-def unit_visualization(model, layer, channels, *, position=None, settings=None, init=None, seed=0,
+def unit_visualisation(model, layer, channels, *, position=None, settings=None, init=None, seed=0,
                        show_progress=None):
     """One image per index in `channels` that drives that channel of `layer` hard.
 
     Without `position` the channel's mean activation over the feature map is maximised;
     with `position=(row, col)` only that one neuron's. `settings` default to
-    `settings_for(model, objective="unit")`. Returns an OptimizationResult.
+    `settings_for(model, objective="unit")`. Returns an OptimisationResult.
     """
     settings = settings_for(model, objective="unit") if settings is None else settings
     size = model.input_size if init is None else init.shape[-1]

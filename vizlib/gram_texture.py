@@ -27,7 +27,7 @@ from torch import nn
 from vizlib.hooks import layer_features
 from vizlib.images import sample_crop
 from vizlib.layers import layers_for
-from vizlib.optim import optimize_image
+from vizlib.optim import optimise_image
 from vizlib.wrapper import VizModel, checks_inputs, freeze, get_layer, network
 
 # Texture samples cut from the offline images: name -> (image, (top, left, side)).
@@ -163,7 +163,7 @@ def texture_noise(shape, *, seed=0, contrast=0.1, device=None):
 
 
 @checks_inputs("sample", "init")
-def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, optimizer="lbfgs", lr=None,
+def synthesise_texture(model, sample, weights=None, *, size=None, steps=100, optimizer="lbfgs", lr=None,
                        relative=True, init=None, contrast=0.1, seed=0, show_progress=None):
     """Grow textures from noise whose Gram matrices at the weighted layers match `sample`'s.
 
@@ -173,7 +173,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
     target Gram matrix, per image, so layers and networks of any scale weigh alike.
     Pixels are sigmoid(logits), always in [0, 1] without clamping; the start is faint
     noise (`texture_noise`) unless `init` is given. L-BFGS searches along each step's
-    direction (strong Wolfe line search). Returns an OptimizationResult (images,
+    direction (strong Wolfe line search). Returns an OptimisationResult (images,
     losses: the weighted Gram loss before each step).
     """
     weights = default_texture_weights(model) if weights is None else weights
@@ -202,7 +202,7 @@ def synthesize_texture(model, sample, weights=None, *, size=None, steps=100, opt
         # END SOLUTION
 
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.05)
-    result = optimize_image(objective, init, steps=steps, lr=lr, optimizer=optimizer, parameterization="sigmoid",
+    result = optimise_image(objective, init, steps=steps, lr=lr, optimizer=optimizer, parameterisation="sigmoid",
                             line_search=optimizer == "lbfgs", seed=seed, desc="texture", show_progress=show_progress)
     return dataclasses.replace(result, losses=tuple(loss / scale for loss in result.losses))
 

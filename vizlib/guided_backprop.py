@@ -21,7 +21,7 @@ model that has one (ValueError naming it).
 - `guided_backprop`, `deconvnet`: class-score maps (N, 3, H, W); `class_gradient` takes the
   rule as an argument, `channel_gradient` the same for a channel of an intermediate layer.
 - `gradient_image`: a signed gradient as a picture (grey = 0), normalised per image.
-- `cascading_randomization`: the sanity check of Adebayo et al. (2018) for these rules
+- `cascading_randomisation`: the sanity check of Adebayo et al. (2018) for these rules
   (`vizlib.sanity`): re-initialise a copy of the model from the top layer down and
   measure how much each map changes (Spearman rank correlation with the trained map).
 
@@ -59,7 +59,7 @@ from torch.overrides import TorchFunctionMode
 from vizlib.arguments import check_classes, resolve_classes
 from vizlib.hooks import capture_activations, temporary_hooks
 from vizlib.images import check_images
-from vizlib.sanity import randomization_check
+from vizlib.sanity import randomisation_check
 from vizlib.wrapper import checks_inputs, get_layer, network
 
 RULES = ("plain", "deconvnet", "guided")
@@ -321,15 +321,15 @@ def gradient_image(grad, *, percentile=99.0):
 
 
 @checks_inputs("images")
-def cascading_randomization(model, images, classes=None, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
-    """Adebayo et al. (2018) for the ReLU rules: `vizlib.sanity.randomization_check` on `class_gradient`.
+def cascading_randomisation(model, images, classes=None, *, rules=("plain", "guided"), steps=None, seed=0, keep=4):
+    """Adebayo et al. (2018) for the ReLU rules: `vizlib.sanity.randomisation_check` on `class_gradient`.
 
     Each rule's map is compared with the trained model's map of the same rule as the
     layers are randomised from the top down. A map that is all zeros (the class score
     cut off by a ReLU for every pixel, as can happen after SqueezeNet's last ReLU) has no
-    correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    correlation (NaN) and is left out of the means. Returns a RandomisationResult.
     """
     for rule in rules:
         _check_rule(rule)
     methods = {rule: partial(class_gradient, rule=rule) for rule in rules}
-    return randomization_check(model, images, methods, classes, steps=steps, seed=seed, keep=keep)
+    return randomisation_check(model, images, methods, classes, steps=steps, seed=seed, keep=keep)

@@ -142,7 +142,7 @@ def resize(images, size):
     return out.clamp(0, 1)
 
 
-def center_crop_resize(images, size):
+def centre_crop_resize(images, size):
     """Resize the short side to `size`, then cut the central size x size square."""
     check_images(images)
     h, w = images.shape[-2:]
@@ -178,7 +178,7 @@ def load_sample_image(name, size=None):
     if size is None:
         return image
     if isinstance(size, int):
-        return center_crop_resize(image, size)
+        return centre_crop_resize(image, size)
     return resize(image, size)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from vizlib.counts import check_positive_int
 from vizlib.hooks import forward_to
 from vizlib.images import noise_like
-from vizlib.optim import optimize_image, total_variation
+from vizlib.optim import optimise_image, total_variation
 from vizlib.wrapper import checks_inputs, get_layer, network
 
 
@@ -42,7 +42,7 @@ def default_layers(model, count=4):
 @checks_inputs("images", "init")
 def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitter=0, seed=0, init=None,
            show_progress=None):
-    """Reconstruct `images` from their features at `layer`; returns an OptimizationResult.
+    """Reconstruct `images` from their features at `layer`; returns an OptimisationResult.
 
     Starts from `vizlib.images.noise_like(images, seed)` (or `init`). `tv_weight` scales the total
     variation per pixel against the relative feature error; 0 turns the prior off.
@@ -64,7 +64,7 @@ def invert(model, images, layer, *, steps=200, lr=0.05, tv_weight=1.0, max_jitte
         return feature_loss.sum() + tv_weight * total_variation(candidate) / pixels
         # END SOLUTION
 
-    return optimize_image(
+    return optimise_image(
         objective, init, steps=steps, lr=lr, max_jitter=max_jitter, seed=seed,
         desc=f"inverting {name}", show_progress=show_progress,
     )

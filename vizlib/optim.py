@@ -1,10 +1,10 @@
 """Pieces shared by every technique that differentiates or optimises pixels (notebooks 06-14).
 
 - `score_gradient`: class scores and their gradient with respect to the input image.
-- `normalized_step`: a step of fixed length along the gradient, per image.
+- `normalised_step`: a step of fixed length along the gradient, per image.
 - `total_variation`: the smoothness penalty of feature inversion and style transfer.
 - `jitter`, `gaussian_blur`: the image regularisers of gradient ascent and DeepDream.
-- `optimize_image`: the loop that runs them all, with a progress bar and a divergence check;
+- `optimise_image`: the loop that runs them all, with a progress bar and a divergence check;
   it also optimises a parameterised image (a module that draws the images from its own
   tensors, notebook 18) through a chain of random transformations.
 
@@ -39,7 +39,7 @@ def score_gradient(model, images, classes):
     return scores.detach(), grad
 
 
-def normalized_step(grad, step_size, *, norm=2):
+def normalised_step(grad, step_size, *, norm=2):
     """`step_size * grad / ||grad||` per image (p-norm over all of an image's pixels).
 
     A gradient that is exactly zero has no direction to step in: that is a clear
@@ -89,7 +89,7 @@ def gaussian_blur(images, sigma):
 
 
 @dataclass(frozen=True)
-class OptimizationResult:
+class OptimisationResult:
     images: torch.Tensor    # (N, 3, H, W) in [0, 1], after the last step
     losses: tuple           # the loss at each step
 
@@ -98,15 +98,15 @@ class DivergenceError(FloatingPointError):
     """The objective became NaN or infinite during an optimisation."""
 
 
-def optimize_image(
-    objective, init, *, steps, lr, optimizer="adam", parameterization="clamp", max_jitter=0,
+def optimise_image(
+    objective, init, *, steps, lr, optimizer="adam", parameterisation="clamp", max_jitter=0,
     blur_every=0, blur_sigma=0.5, callback=None, seed=0, desc="optimising", show_progress=None,
     line_search=False, transform=None,
 ):
     """Minimise `objective(images) -> scalar` over images in [0, 1], starting from `init`.
 
-    optimizer: "adam", "sgd", "normalized" (steps of length lr along -grad/||grad||),
-    or "lbfgs". parameterization: "clamp" (optimise pixels, clamp into [0, 1] after each
+    optimizer: "adam", "sgd", "normalised" (steps of length lr along -grad/||grad||),
+    or "lbfgs". parameterisation: "clamp" (optimise pixels, clamp into [0, 1] after each
     step) or "sigmoid" (optimise logits z, images = sigmoid(z): always in range, which
     suits L-BFGS). Each evaluation sees the images rolled by a random jitter of up to
     `max_jitter` pixels; every `blur_every` steps the images are blurred. `callback(step,
@@ -122,18 +122,18 @@ def optimize_image(
 
     `init` may also be a parameterised image: an `nn.Module` whose `forward()` draws the
     images in [0, 1] from its own tensors (a spectrum, say). Its parameters are then what
-    is optimised; there is nothing to clamp, blur or edit, so `parameterization`,
-    `blur_every`, `callback` and the "normalized" optimiser do not apply to it.
+    is optimised; there is nothing to clamp, blur or edit, so `parameterisation`,
+    `blur_every`, `callback` and the "normalised" optimiser do not apply to it.
     """
     steps, lr = check_positive_int(steps, "steps"), check_positive(lr, "lr")
-    if parameterization not in ("clamp", "sigmoid"):
-        raise ValueError(f"parameterization must be 'clamp' or 'sigmoid', got {parameterization!r}")
+    if parameterisation not in ("clamp", "sigmoid"):
+        raise ValueError(f"parameterisation must be 'clamp' or 'sigmoid', got {parameterisation!r}")
     generator = torch.Generator().manual_seed(seed)
     drawn = isinstance(init, nn.Module)
     if drawn:
-        if parameterization != "clamp" or blur_every or callback is not None or optimizer == "normalized":
+        if parameterisation != "clamp" or blur_every or callback is not None or optimizer == "normalised":
             raise ValueError("a parameterised image (init is a module) is optimised through its own tensors: "
-                             "parameterization, blur_every, callback and optimizer='normalized' do not apply")
+                             "parameterisation, blur_every, callback and optimizer='normalised' do not apply")
         variables = [p for p in init.parameters() if p.requires_grad]
         if not variables:
             raise ValueError("the parameterised image has no tensor that requires grad")
@@ -141,7 +141,7 @@ def optimize_image(
             check_images(init(), name="init()")
     else:
         check_images(init, name="init")
-        if parameterization == "sigmoid":
+        if parameterisation == "sigmoid":
             variable = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
         else:
             variable = init.detach().clone().requires_grad_(True)
@@ -150,17 +150,17 @@ def optimize_image(
     def images_of(v):
         if drawn:
             return init()
-        return torch.sigmoid(v) if parameterization == "sigmoid" else v
+        return torch.sigmoid(v) if parameterisation == "sigmoid" else v
 
     def set_images(images):  # write edited images back into the optimised variable
-        variable.copy_(torch.logit(images.clamp(1e-3, 1 - 1e-3)) if parameterization == "sigmoid" else images)
+        variable.copy_(torch.logit(images.clamp(1e-3, 1 - 1e-3)) if parameterisation == "sigmoid" else images)
 
     optimizers = {
         "adam": lambda: torch.optim.Adam(variables, lr=lr),
         "sgd": lambda: torch.optim.SGD(variables, lr=lr),
         "lbfgs": lambda: torch.optim.LBFGS(variables, lr=lr, max_iter=1, history_size=20, **(
             {"line_search_fn": "strong_wolfe", "max_eval": 20} if line_search else {})),
-        "normalized": lambda: None,
+        "normalised": lambda: None,
     }
     if optimizer not in optimizers:
         raise ValueError(f"optimizer must be one of {', '.join(optimizers)}, got {optimizer!r}")
@@ -178,7 +178,7 @@ def optimize_image(
             loss = objective(seen if transform is None else transform(seen, generator))
             if not torch.isfinite(loss):
                 raise DivergenceError(f"the loss became {loss.item()} at step {step}: lower the learning rate")
-            if drawn or parameterization == "clamp":    # the variable is the images, or there is no callback
+            if drawn or parameterisation == "clamp":    # the variable is the images, or there is no callback
                 grads = torch.autograd.grad(loss, variables)
                 last["grad"] = None if drawn else grads[0]
             else:                                       # sigmoid: the images' gradient too, for the callback
@@ -188,10 +188,10 @@ def optimize_image(
             return loss
 
         with torch.enable_grad():
-            if optimizer == "normalized":
+            if optimizer == "normalised":
                 loss = closure()
                 with torch.no_grad():
-                    variable -= normalized_step(variable.grad, lr)
+                    variable -= normalised_step(variable.grad, lr)
             elif optimizer == "lbfgs":
                 loss = opt.step(closure)
             else:
@@ -199,7 +199,7 @@ def optimize_image(
                 opt.step()
         losses.append(loss.item())
         with torch.no_grad():
-            if not drawn and parameterization == "clamp":
+            if not drawn and parameterisation == "clamp":
                 variable.clamp_(0, 1)
             if blur_every and (step + 1) % blur_every == 0:
                 set_images(gaussian_blur(images_of(variable), blur_sigma))
@@ -211,4 +211,4 @@ def optimize_image(
             bar.set_postfix(loss=f"{losses[-1]:.4g}")
     with torch.no_grad():
         final = images_of(variables[0])
-    return OptimizationResult(final.detach().clamp(0, 1), tuple(losses))
+    return OptimisationResult(final.detach().clamp(0, 1), tuple(losses))

@@ -8,8 +8,8 @@ read by the course's one rule (`vizlib.saliency.attribution_map`, as 17 scores t
 
 - `rank_correlation(a, b)`: Spearman's correlation of each pair of maps, ties averaged.
 - `layer_groups`, `cascading_copies`: the layers with weights, and the randomised copies.
-- `randomization_check(model, images, methods, classes=None)`: the whole check, for any
-  methods {name: fn(model, images, classes) -> maps}; `guided_backprop.cascading_randomization`
+- `randomisation_check(model, images, methods, classes=None)`: the whole check, for any
+  methods {name: fn(model, images, classes) -> maps}; `guided_backprop.cascading_randomisation`
   runs it for the ReLU rules of notebook 07.
 """
 
@@ -111,7 +111,7 @@ def cascading_copies(model, steps=None, *, seed=0):
 
 
 @dataclass(frozen=True)
-class RandomizationResult:
+class RandomisationResult:
     layers: list          # ["trained", then the group randomised last at each step (top first)]
     correlations: dict    # method -> (steps + 1, N) Spearman correlation of |map| with the trained map
     maps: dict            # method -> (steps + 1, keep, ...) the maps of the first `keep` images
@@ -126,7 +126,7 @@ class RandomizationResult:
 
 
 @checks_inputs("images")
-def randomization_check(model, images, methods, classes=None, *, steps=None, seed=0, keep=4):
+def randomisation_check(model, images, methods, classes=None, *, steps=None, seed=0, keep=4):
     """Adebayo et al. (2018): how much does each map change as the layers are randomised from the top?
 
     methods: {name: fn(model, images, classes) -> maps (N, ...)}. For each step of
@@ -134,7 +134,7 @@ def randomization_check(model, images, methods, classes=None, *, steps=None, see
     same method: Spearman correlation per image of the maps read by `attribution_map` (the largest |.| over
     colour channels; a map without channels keeps its positive part). The class explained stays `classes`
     throughout (None: each image's class as the trained model predicts it). A map that is all zeros has no
-    correlation (NaN) and is left out of the means. Returns a RandomizationResult.
+    correlation (NaN) and is left out of the means. Returns a RandomisationResult.
     """
     classes = resolve_classes(model, images, classes)
     trained = {name: method(model, images, classes) for name, method in methods.items()}
@@ -148,7 +148,7 @@ def randomization_check(model, images, methods, classes=None, *, steps=None, see
             maps = method(randomised, images, classes)
             correlations[name].append(rank_correlation(read[name], attribution_map(maps)))
             kept[name].append(maps[:keep].cpu())
-    return RandomizationResult(
+    return RandomisationResult(
         layers=layers,
         correlations={name: torch.stack(values) for name, values in correlations.items()},
         maps={name: torch.stack(values) for name, values in kept.items()},

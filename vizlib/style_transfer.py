@@ -48,7 +48,7 @@ from vizlib.gram_texture import default_layer_weights, gram_matrix, random_filte
 from vizlib.hooks import layer_features
 from vizlib.images import check_images, noise_like, sample_crop
 from vizlib.layers import layer_for
-from vizlib.optim import optimize_image, total_variation
+from vizlib.optim import optimise_image, total_variation
 from vizlib.wrapper import checks_inputs, get_layer
 
 # The offline recipe, spelled out: the course model's content layer, and the layers of `default_style_model`
@@ -163,7 +163,7 @@ class StyleTransferLoss:
 def style_transfer(model, content, style, *, content_layer=None, style_weights=None,
                    content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_model=None, init="content", steps=100,
                    lr=1.0, optimizer="lbfgs", seed=0, show_progress=None):
-    """Optimise an image with `content`'s features and `style`'s Gram matrices; an OptimizationResult.
+    """Optimise an image with `content`'s features and `style`'s Gram matrices; an OptimisationResult.
 
     One rule for the defaults, on every model: `content_layer` is `layer_for(model, "content")`;
     `style_model` None means `model` serves both terms; `style_weights` {layer of the style
@@ -188,8 +188,8 @@ def style_transfer(model, content, style, *, content_layer=None, style_weights=N
     if init.shape != content.shape:
         raise ValueError(f"init must have the content's shape {tuple(content.shape)}, got {tuple(init.shape)}")
     targets = loss.content_targets(content)
-    return optimize_image(lambda images: loss(images, targets), init, steps=steps, lr=lr, optimizer=optimizer,
-                          parameterization="sigmoid" if optimizer == "lbfgs" else "clamp", seed=seed,
+    return optimise_image(lambda images: loss(images, targets), init, steps=steps, lr=lr, optimizer=optimizer,
+                          parameterisation="sigmoid" if optimizer == "lbfgs" else "clamp", seed=seed,
                           desc="style transfer", show_progress=show_progress)
 
 
@@ -284,7 +284,7 @@ class TransformNet(nn.Module):
         return torch.sigmoid(self.net(images * 2 - 1))
 
 
-def stylize(net, images):
+def stylise(net, images):
     """One forward pass of a trained TransformNet, without gradients; sizes padded to a multiple of 4."""
     check_images(images)
     h, w = images.shape[-2:]
