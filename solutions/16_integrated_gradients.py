@@ -5,14 +5,10 @@ from vizlib import course_data
 from vizlib.integrated_gradients import completeness_error, gradient_x_input, integrated_gradients, make_baselines
 from vizlib.models import load_model
 from vizlib.sanity import rank_correlation
-from vizlib.saliency import mask_share
+from vizlib.saliency import attribution_map, mask_share
 
 SEED = 0
 STEPS = 32
-
-
-def attribution_map(attributions):
-    return attributions.abs().sum(1)
 
 
 def _dark_objects(n_pool=256, n=12):

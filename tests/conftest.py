@@ -16,6 +16,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))   # in case a plugin imported torch first
+
 from vizlib.models import course_model  # noqa: E402
 from vizlib.wrapper import VizModel, freeze  # noqa: E402
 
