@@ -92,6 +92,21 @@ def test_each_public_call_reads_the_pixel_values_once(course, call):
         course(bad)
 
 
+def test_a_nested_public_call_is_checked_once_at_the_outermost_entry(course, monkeypatch):
+    """smoothgrad runs saliency on every chunk of noisy copies, deepdream a step per iteration: the model is
+    walked and the arguments bound once, at the call the user made, and a later call is checked afresh."""
+    from vizlib import wrapper
+    walks = []
+    original = wrapper.check_model
+    monkeypatch.setattr(wrapper, "check_model", lambda *a, **k: walks.append(1) or original(*a, **k))
+    images, _, _ = make_shapes(4, "held_out", seed=1)
+    smoothgrad(course, images, n_samples=6, batch_size=4, show_progress=False)     # saliency on 6 chunks
+    deepdream(course, images[:1], "features.relu3", octaves=2, steps=3, show_progress=False)
+    assert len(walks) == 2
+    with pytest.raises(ValueError, match="the batch is empty"):            # no state is left behind
+        saliency(course, images[:0])
+
+
 def test_a_direct_call_inside_no_vizlib_call_checks_its_values(course):
     images = torch.rand(1, 3, 64, 64)
     for value, message in ((float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite"),

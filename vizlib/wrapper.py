@@ -53,6 +53,7 @@ import functools
 import inspect
 import itertools
 import math
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -417,6 +418,9 @@ def prepare_images(model, images, *, name="images"):
     return check_images(images, name=name).to(model_dtype(model))
 
 
+_CHECKED_CALL = ContextVar("inside a checked vizlib call", default=False)
+
+
 def checks_inputs(*image_args, models=("model",)):
     """Decorator: the entry check of a public function, run once per call.
 
@@ -427,7 +431,9 @@ def checks_inputs(*image_args, models=("model",)):
     before the function runs (so that the count's one pass meets no hook of the function's)
     on a zero image of the size of the first image argument.
     The function then runs inside `values_checked`, so neither the techniques it calls nor
-    the model's forward pass read the pixels again.
+    the model's forward pass read the pixels again, and a public technique it calls in turn
+    (smoothgrad's saliency per chunk, deepdream's step) runs unchecked: its inputs were derived
+    from inputs already checked, so binding and model walk happen once per outermost call.
     """
 
     def decorate(function):
@@ -435,6 +441,8 @@ def checks_inputs(*image_args, models=("model",)):
 
         @functools.wraps(function)
         def checked(*args, **kwargs):
+            if _CHECKED_CALL.get():
+                return function(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             arguments = bound.arguments
             model = check_model(arguments.get(models[0]), name=models[0])
@@ -450,8 +458,12 @@ def checks_inputs(*image_args, models=("model",)):
                 if arguments.get(name) is not None and not isinstance(arguments[name], VizModel):
                     arguments[name] = as_viz_model(arguments[name], size=size)
                     arguments[name].class_names  # noqa: B018 -- counted now, before the function's hooks
-            with values_checked():
-                return function(*bound.args, **bound.kwargs)
+            token = _CHECKED_CALL.set(True)
+            try:
+                with values_checked():
+                    return function(*bound.args, **bound.kwargs)
+            finally:
+                _CHECKED_CALL.reset(token)
 
         checked.checked_inputs = image_args  # says, after functools.wraps too, which arguments are checked
         return checked
