@@ -227,6 +227,14 @@ def test_pictures_are_figures(course, rendered):
         matplotlib.pyplot.close(fig)
 
 
+def test_bar_labels_are_the_shortest_endings_that_tell_the_layers_apart():
+    from vizlib.dissection import _short_names
+    assert _short_names(["features.relu1", "features.relu5"]) == ["relu1", "relu5"]
+    assert _short_names(["features.12", "classifier.1"]) == ["features.12", "classifier.1"]
+    assert _short_names(["features.stem.relu", "features.stage2", "features.head.relu"]) == [
+        "stem.relu", "stage2", "head.relu"]
+
+
 # --- bad input ----------------------------------------------------------------------------------------------
 
 

@@ -678,10 +678,19 @@ def show_detectors(images, examples, *, concept_masks=None, size=1.4):
     return fig
 
 
-def _short(layer):
-    """"features.relu5" -> "relu5"; "features.12" -> "features.12" (a bare number says little)."""
-    parts = layer.split(".")
-    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+def _short_names(layers):
+    """The shortest dotted endings that still tell the layers apart: "features.relu5" -> "relu5"; a bare number
+    keeps its parent ("features.12"); EfficientNet's "features.stem.relu" and "features.head.relu" -> "stem.relu"
+    and "head.relu", where "relu" alone would put two layers on one bar."""
+    parts = [layer.split(".") for layer in layers]
+    depth = [2 if p[-1].isdigit() else 1 for p in parts]
+    while True:
+        names = [".".join(p[-d:]) for p, d in zip(parts, depth)]
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(parts[i])]
+        if not clashing:
+            return names
+        for i in clashing:
+            depth[i] += 1
 
 
 def show_detector_counts(results, *, title=None):
@@ -696,7 +705,7 @@ def show_detector_counts(results, *, title=None):
     fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.8), squeeze=False, sharey=True)
     colours = {"shape": "tab:blue", "colour": "tab:orange", "background": "tab:green"}
     for ax, (label, layer_results) in zip(axes[0], results.items()):
-        names = [_short(r.layer) for r in layer_results]
+        names = _short_names([r.layer for r in layer_results])
         bottom = np.zeros(len(layer_results))
         kinds = list(dict.fromkeys(kind for r in layer_results for kind in r.counts()))
         for kind in kinds:
