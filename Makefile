@@ -28,13 +28,13 @@ lab: $(INSTALLED)
 # Two pytest-xdist workers, a notebook's cells (and a test file's tests) kept together on one (tests/conftest.py).
 test: $(INSTALLED)
 	$(BIN)/ruff check
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 # Every notebook on every torchvision architecture pick_model offers (SqueezeNet 1.1, AlexNet, VGG-16, VGG-19,
 # ResNet-18), offline: random stand-in weights in a temporary cache, claims that need training skipped with their
 # reason.
 test-imagenet: $(INSTALLED)
-	$(BIN)/python -m pytest tests/test_imagenet_notebooks.py --imagenet-all -n 2 --dist loadgroup
+	$(BIN)/python -m pytest tests/test_imagenet_notebooks.py --imagenet-all -n 2
 
 # Execute every notebook headlessly: executed copies, HTML pages and an index in build/course/.
 course: $(INSTALLED)

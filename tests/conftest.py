@@ -29,12 +29,18 @@ def pytest_addoption(parser):
                           "(tests/test_imagenet_notebooks.py; `make test-imagenet`)")
 
 
-def pytest_collection_modifyitems(config, items):
-    """For `--dist loadgroup`: the cells of a notebook share one kernel, and the tests of a file its fixtures, so
-    each stays on one worker; a whole-notebook run of test_imagenet_notebooks.py is a group of its own."""
-    for item in items:
-        own = item.path.name == "test_imagenet_notebooks.py"
-        item.add_marker(pytest.mark.xdist_group(item.nodeid if own else str(item.path)))
+def pytest_xdist_make_scheduler(config, log):
+    """How `make test` shares the work between its pytest-xdist workers: a notebook's cells share one kernel, and a
+    test file's tests its fixtures, so each file goes to one worker whole; the whole-notebook runs of
+    test_imagenet_notebooks.py, the longest tests, are shared out one by one."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.endswith("test_imagenet_notebooks.py") else path
+
+    return WholeFiles(config, log)
 
 
 @pytest.fixture(scope="session")
