@@ -50,8 +50,8 @@ def test_a_zero_gradient_is_a_clear_error():
 def test_bad_arguments_are_clear_errors_and_change_nothing(course):
     photos = torch.rand(1, 3, 64, 64)
     before = fingerprint(course)
-    for kwargs, words in (({"octaves": 0}, "at least 1"), ({"octave_scale": 1.0}, "above 1"),
-                          ({"step_size": 0}, "positive")):
+    for kwargs, words in (({"octaves": 0}, "octaves must be a positive int"), ({"steps": 0}, "steps must be"),
+                          ({"octave_scale": 1.0}, "above 1"), ({"step_size": 0}, "step_size must be a positive")):
         with pytest.raises(ValueError, match=words):
             deepdream(course, photos, "features.relu4", **kwargs)
     with pytest.raises(ValueError, match="valid layer names"):

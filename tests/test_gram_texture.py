@@ -252,8 +252,10 @@ def test_filter_bank_octave_is_a_binomial_blur_and_subsampling():
 def test_filter_bank_bad_arguments_and_small_images():
     with pytest.raises(ValueError, match="odd positive"):
         random_filter_bank(kernel_sizes=(4,))
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="channels must be a positive int"):
         random_filter_bank(channels=0)
+    with pytest.raises(TypeError, match="octaves must be a positive int"):
+        random_filter_bank(octaves=2.5)
     with pytest.raises(ValueError, match="at least 32 x 32"):
         texture_filter_bank()(rand(1, 3, 16, 40))
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vizlib.config import progress
+from vizlib.counts import check_positive, check_positive_int
 from vizlib.hooks import forward_to
 from vizlib.optim import jitter, normalised_step
 from vizlib.wrapper import checks_inputs, get_layer
@@ -48,12 +49,10 @@ def deepdream(model, images, layer, *, octaves=3, octave_scale=1.4, steps=10, st
     steps: ascent steps per octave; step_size: mean absolute pixel change per step.
     """
     name, _ = get_layer(model, layer)
-    if octaves < 1 or steps < 1:
-        raise ValueError(f"octaves and steps must be at least 1, got {octaves} and {steps}")
+    octaves, steps = check_positive_int(octaves, "octaves"), check_positive_int(steps, "steps")
     if octave_scale <= 1:
         raise ValueError(f"octave_scale must be above 1, got {octave_scale}")
-    if step_size <= 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
+    step_size = check_positive(step_size, "step_size")
     generator = torch.Generator().manual_seed(seed)
     height, width = images.shape[-2:]
     sizes = [

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizlib.counts import check_positive_int
 from vizlib.hooks import layer_features
 from vizlib.images import sample_crop
 from vizlib.layers import layers_for
@@ -283,8 +284,7 @@ def random_filter_bank(kernel_sizes=(3, 5, 7, 11, 15), channels=64, seed=0, *, o
     """
     if not kernel_sizes or any(int(k) != k or k < 1 or k % 2 == 0 for k in kernel_sizes):
         raise ValueError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
-    if channels < 1 or octaves < 1:
-        raise ValueError(f"channels and octaves must be at least 1, got {channels} and {octaves}")
+    channels, octaves = check_positive_int(channels, "channels"), check_positive_int(octaves, "octaves")
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
