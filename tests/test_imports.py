@@ -7,6 +7,7 @@ two modules together, it only fails later).
 """
 
 import ast
+import functools
 import json
 
 import pytest
@@ -156,6 +157,7 @@ def test_no_module_uses_another_modules_private_names(path):
     assert private_uses(path, vizlib_modules()) == []
 
 
+@functools.lru_cache(maxsize=None)      # every importer asks about the same few modules
 def defined_names(path):
     """The names a module binds at its top level itself: functions, classes and assignments, not imports."""
     names = set()

@@ -40,9 +40,7 @@ def as_map(attributions, n, size):
     value that is not finite, is a clear error."""
     if not isinstance(attributions, torch.Tensor):
         raise TypeError(f"a method must return a tensor, got {type(attributions).__name__}")
-    if attributions.dim() == 4 and attributions.shape[1] == 3:
-        attributions = attribution_map(attributions)
-    if attributions.shape != (n, *size):
+    if attributions.shape not in ((n, *size), (n, 3, *size)):
         raise ValueError(
             f"a method must return maps (N, H, W) = {(n, *size)} or attributions (N, 3, H, W), "
             f"got {tuple(attributions.shape)}"

@@ -101,8 +101,9 @@ def _check_k(k, n=None):
 
 def _batches(data, batch_size):
     """(batches, number of images or None, number of batches or None) for a tensor, a Dataset or an iterable."""
-    if isinstance(data, torch.Tensor):
-        check_images(data, name="data")     # whole, so an empty batch gets the one empty-batch error
+    if isinstance(data, torch.Tensor):     # its values are checked batch by batch, as a stream's are
+        if not len(data):
+            check_images(data, name="data")     # the one empty-batch error
         return data.split(batch_size), len(data), -(-len(data) // batch_size)
     if isinstance(data, torch.utils.data.IterableDataset):
         return torch.utils.data.DataLoader(data, batch_size=batch_size), None, None
