@@ -16,10 +16,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vizlib.texture_sampling import (
     TEXTURE_CROPS, causal_offsets, efros_leung, gaussian_window, histogram_noise, load_texture,
-    nearest_window_distance, pick_windows, scanline_synthesis, shuffle_pixels, source_map_image, windowed_ssd,
+    nearest_window_distance, pick_windows, random_tiling, scanline_synthesis, shuffle_pixels, source_map_image,
+    windowed_ssd,
 )
 
 
@@ -281,6 +283,12 @@ def test_nearest_window_distance_is_zero_on_the_sample_and_matches_brute_force()
                             for a in range(6) for b in range(7)))
     expected = np.sqrt(best).mean()
     assert nearest_window_distance(image, sample, 3).item() == pytest.approx(expected, rel=1e-4)
+    for q in (0.0, 0.5, 0.95, 1.0):       # numpy's default (linear) quantile, as torch's
+        assert nearest_window_distance(image, sample, 3, quantile=q).item() == pytest.approx(
+            np.quantile(np.sqrt(best), q), rel=1e-4)
+    for wrong in (-0.1, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match="quantile must be None or a number from 0 to 1"):
+            nearest_window_distance(image, sample, 3, quantile=wrong)
 
 
 def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per_image():
@@ -303,6 +311,25 @@ def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per
         nearest_window_distance(images, torch.cat([samples, samples[:1]]), 3)
     with pytest.raises(ValueError, match="stride must be a positive int"):
         nearest_window_distance(images, samples, 3, stride=0)
+
+def test_random_tiling_pastes_whole_pieces_of_the_sample():
+    sample = colour(10, 12, seed=5)
+    block, size = 4, 10
+    tiled = random_tiling(sample, size, block, seed=3)
+    assert tiled.shape == (1, 3, size, size)
+    for top in range(0, size, block):
+        for left in range(0, size, block):
+            piece = tiled[0, :, top:top + block, left:left + block]
+            h, w = piece.shape[-2:]
+            windows = F.unfold(sample, (h, w))[0].T          # a cut-off piece is a window of its own size
+            assert (windows - piece.reshape(1, -1)).abs().amax(1).min() == 0, (top, left)
+    assert torch.equal(tiled, random_tiling(sample, size, block, seed=3))
+    assert not torch.equal(tiled, random_tiling(sample, size, block, seed=4))
+    with pytest.raises(ValueError, match="block must be an int between 1 and 10"):
+        random_tiling(sample, size, 11)
+    with pytest.raises(ValueError, match="one sample image"):
+        random_tiling(torch.cat([sample, sample]), size, block)
+
 
 def test_histogram_noise_takes_its_pixels_from_the_sample():
     sample = colour(6, 7, seed=13)

@@ -485,13 +485,41 @@ def shuffle_pixels(images, seed=0):
     return flat.gather(2, order[:, None].expand(n, c, h * w)).view(n, c, h, w)
 
 
-def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
+def random_tiling(sample, size, block, seed=0):
+    """A copy of the sample, not a synthesis: `size` x `size` pixels of `block` x `block` pieces of
+    `sample` (1, 3, h, w), each cut at a random place and pasted side by side with no matching.
+
+    The strongest simple baseline of a texture's local statistics: inside a piece every window
+    occurs in the sample; only the seams between pieces are new. Returns (1, 3, size, size).
+    """
+    check_images(sample, name="sample")
+    if len(sample) != 1:
+        raise ValueError(f"give one sample image (1, 3, h, w), got {len(sample)}")
+    check_positive_int(size, "size")
+    smallest = min(sample.shape[-2:])
+    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= smallest:
+        raise ValueError(f"block must be an int between 1 and {smallest} (the sample's smallest side), got {block!r}")
+    generator = torch.Generator().manual_seed(seed)
+    h, w = sample.shape[-2:]
+    tiled = sample.new_empty(1, sample.shape[1], size, size)
+    for top in range(0, size, block):
+        for left in range(0, size, block):
+            row = torch.randint(h - block + 1, (), generator=generator).item()
+            col = torch.randint(w - block + 1, (), generator=generator).item()
+            piece = sample[0, :, row:row + block, col:col + block]
+            tiled[0, :, top:top + block, left:left + block] = piece[:, :size - top, :size - left]
+    return tiled
+
+
+def nearest_window_distance(images, sample, window=3, *, stride=1, quantile=None, chunk=512):
     """Per image, the mean over its window x window windows of the RMS distance to the nearest sample window.
 
     The images' windows are taken every `stride` pixels; every window of the sample
     (stride 1) is a candidate. `sample` is one image (1, 3, h, w) for all, or one per
     image. 0 means every window of the image occurs somewhere in the sample; an image of
-    shuffled pixels is far from every window. Returns a (N,) tensor.
+    shuffled pixels is far from every window. With `quantile` (0 to 1) the windows'
+    distances are summarised by that quantile instead of the mean: 0.95 reads the worst
+    windows, such as the seams between copied pieces. Returns a (N,) tensor.
     """
     check_images(images)
     check_images(sample, name="sample")
@@ -501,6 +529,9 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= smallest:
         raise ValueError(f"window must be an int between 1 and {smallest} (the smallest image side), got {window!r}")
     check_positive_int(stride, "stride")
+    if quantile is not None and (isinstance(quantile, bool) or not isinstance(quantile, numbers.Real)
+                                 or not 0 <= quantile <= 1):
+        raise ValueError(f"quantile must be None or a number from 0 to 1, got {quantile!r}")
     distances = []
     with torch.no_grad():
         references = [F.unfold(one[None], window)[0] for one in sample]           # (3 k k, L) each
@@ -512,7 +543,8 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, chunk=512):
                 torch.addmm(key_norms, q, keys, alpha=-2).amin(dim=1) + q.pow(2).sum(1)
                 for q in queries.split(chunk)
             ])
-            distances.append((nearest.clamp_min(0) / keys.shape[0]).sqrt().mean())
+            rms = (nearest.clamp_min(0) / keys.shape[0]).sqrt()
+            distances.append(rms.mean() if quantile is None else rms.quantile(quantile))
     return torch.stack(distances)
 
 
