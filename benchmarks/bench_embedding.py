@@ -17,7 +17,7 @@ from vizlib.neighbours import extract_features
 
 
 def comparisons():
-    images = make_shapes(2000, "held_out", seed=0)[0]
+    images = make_shapes(2000, "held_out", seed=0).images
     features = extract_features(course_model(), images, show_progress=False).numpy()
     for n in (400, 2000):
         subset = features[:n]

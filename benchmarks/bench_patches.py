@@ -32,7 +32,7 @@ def _streaming(model, layer, images, batch_size, stop_early):
 
 def _cases():
     course = course_model()
-    course_images = make_shapes(1024, "held_out", seed=0)[0]
+    course_images = make_shapes(1024, "held_out", seed=0).images
     yield "course model", course, "features.relu3", course_images, 128
     squeezenet = random_imagenet_model("squeezenet1_1", seed=0)
     photo = torch.cat([load_sample_image(name, size=256) for name in ("chelsea", "astronaut")])

@@ -20,7 +20,7 @@ def exercise_1():
     """Which classes meet among feature-space neighbours, and among the model's own mistakes."""
     model, images, labels, features = setup()
     n = len(model.class_names)
-    neighbour_labels = labels[nearest_neighbours(features, 10)[0]]
+    neighbour_labels = labels[nearest_neighbours(features, 10).indices]
     mixed = torch.zeros(n, n, dtype=torch.long)
     for query, row in zip(labels, neighbour_labels):
         for label in row:
@@ -46,7 +46,8 @@ def exercise_1():
 def exercise_2():
     """Precision@k for growing k, down to chance when k covers every other image."""
     _, _, labels, features = setup()
-    precision = {k: precision_at_k(nearest_neighbours(features, k)[0], labels) for k in (1, 10, 50, len(labels) - 1)}
+    precision = {k: precision_at_k(nearest_neighbours(features, k).indices, labels)
+                 for k in (1, 10, 50, len(labels) - 1)}
     chance = chance_precision(labels)
     print({k: round(v, 3) for k, v in precision.items()}, f"chance {chance:.3f}")
     assert precision[1] >= precision[10] >= precision[50] + 0.1
@@ -56,8 +57,8 @@ def exercise_2():
 def exercise_3():
     """Unit-length features: Euclidean ranking becomes cosine ranking."""
     _, _, labels, features = setup()
-    raw = precision_at_k(nearest_neighbours(features, 10)[0], labels)
-    unit = precision_at_k(nearest_neighbours(features / features.norm(dim=1, keepdim=True), 10)[0], labels)
+    raw = precision_at_k(nearest_neighbours(features, 10).indices, labels)
+    unit = precision_at_k(nearest_neighbours(features / features.norm(dim=1, keepdim=True), 10).indices, labels)
     print(f"precision@10: raw {raw:.3f}, unit length {unit:.3f}")
     assert unit > raw, "dropping the length (how strongly an image activates) removes a nuisance"
 
@@ -66,8 +67,8 @@ def exercise_4():
     """Pixels shrunk 8x before the search."""
     model, images, labels, features = setup()
     pooled = torch.nn.functional.avg_pool2d(images, 8).flatten(1)
-    pixel = precision_at_k(nearest_neighbours(images.flatten(1), 10)[0], labels)
-    small = precision_at_k(nearest_neighbours(pooled, 10)[0], labels)
+    pixel = precision_at_k(nearest_neighbours(images.flatten(1), 10).indices, labels)
+    small = precision_at_k(nearest_neighbours(pooled, 10).indices, labels)
     chance = chance_precision(labels)
     print(f"precision@10: pixels {pixel:.3f}, pooled pixels {small:.3f}, chance {chance:.3f}")
     assert small < chance + 0.06, "shrunk pixels are still close to chance: shape is gone, colour and layout remain"

@@ -26,7 +26,7 @@ def setup(n_images=N_IMAGES):
 
 def map_precision(points, labels, k=10):
     """Share of a point's k nearest neighbours in the map that have its class: islands score high."""
-    return precision_at_k(nearest_neighbours(torch.as_tensor(np.asarray(points)), k)[0], labels)
+    return precision_at_k(nearest_neighbours(torch.as_tensor(np.asarray(points)), k).indices, labels)
 
 
 def trust(features, points, k=10):
@@ -51,7 +51,7 @@ def exercise_2():
     """Two random starts: what survives a change of seed."""
     _, _, labels, _, features = setup(150)
     maps = [tsne(features, init="random", seed=seed, n_iter=STEPS) for seed in (1, 2)]
-    neighbours = [nearest_neighbours(torch.as_tensor(m), 10)[0] for m in maps]
+    neighbours = [nearest_neighbours(torch.as_tensor(m), 10).indices for m in maps]
     overlap = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(*neighbours)])
     coordinates = max(abs(np.corrcoef(maps[0][:, i], maps[1][:, j])[0, 1]) for i in range(2) for j in range(2))
     print(f"shared map neighbours between seeds {overlap:.2f}; best correlation of a coordinate across seeds "

@@ -78,7 +78,8 @@ def exercise_4():
     margins = {}
     for name, net in (("trained", model), ("untrained", course_model(trained=False, seed=SEED))):
         top = patches.top_activations(net, images, "features.relu3", k=K, show_progress=False)
-        top_similarity, random_similarity = patches.feature_similarity(net, images, top, seed=SEED)
+        similarity = patches.feature_similarity(net, images, top, seed=SEED)
+        top_similarity, random_similarity = similarity.top, similarity.random
         margins[name] = (top_similarity.mean() - random_similarity.mean()).item()
     print(f"margin of top over random patches at features.relu3: {margins}")
     assert margins["untrained"] >= 0.2, "a random network passes the check too"
@@ -88,13 +89,13 @@ def exercise_5():
     """Streaming images rendered batch by batch, and re-rendering the ones needed for the patches."""
     model = course_model()
     seeds = range(4)
-    stream = (make_shapes(64, "held_out", seed=s)[0] for s in seeds)
+    stream = (make_shapes(64, "held_out", seed=s).images for s in seeds)
     streamed = patches.top_activations(model, stream, "features.relu3", k=K, show_progress=False)
-    everything = torch.cat([make_shapes(64, "held_out", seed=s)[0] for s in seeds])
+    everything = torch.cat([make_shapes(64, "held_out", seed=s).images for s in seeds])
     in_memory = patches.top_activations(model, everything, "features.relu3", k=K, show_progress=False)
     assert torch.equal(streamed.image_index, in_memory.image_index)
     # to cut a patch, re-render the image from (seed, position within its batch): index // 64, index % 64
     index = int(streamed.image_index[0, 0])
-    again = make_shapes(64, "held_out", seed=seeds[index // 64])[0][index % 64]
+    again = make_shapes(64, "held_out", seed=seeds[index // 64]).images[index % 64]
     assert torch.equal(again, everything[index]), "the rendering is deterministic in (split, seed)"
     print(f"streamed {streamed.n_images} images; channel 0's best is image {index}, re-rendered exactly")

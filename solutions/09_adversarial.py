@@ -47,8 +47,10 @@ def exercise_2():
     images, labels = images[keep][:4], labels[keep][:4]
     fooled = fooling_image(model, images, target, step_size=0.1, max_steps=100, show_progress=False)
     adversarial = pgd(model, images, labels, epsilon=EPSILON, seed=SEED, show_progress=False)
-    fool_linf, fool_l2 = perturbation_norms(images, fooled.images)
-    pgd_linf, pgd_l2 = perturbation_norms(images, adversarial)
+    norms = perturbation_norms(images, fooled.images)
+    fool_linf, fool_l2 = norms.linf, norms.l2
+    norms = perturbation_norms(images, adversarial)
+    pgd_linf, pgd_l2 = norms.linf, norms.l2
     print(f"fooling images: L-inf {fool_linf.mean() * 255:.1f}/255, L2 {fool_l2.mean():.2f}; "
           f"PGD: L-inf {pgd_linf.mean() * 255:.1f}/255, L2 {pgd_l2.mean():.2f}")
     assert fooled.success.all()

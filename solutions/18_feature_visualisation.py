@@ -41,7 +41,7 @@ def exercise_2():
     for name, images in pictures.items():
         values = _eigenvalues(images)
         print(f"{name:6s} matrix: colour eigenvalues of the class pictures {[round(v, 4) for v in values.tolist()]}")
-    mean = colour_statistics(torch.cat([load_sample_image(n, size=128) for n in ESTIMATE_PHOTOGRAPHS]))[0]
+    mean = colour_statistics(torch.cat([load_sample_image(n, size=128) for n in ESTIMATE_PHOTOGRAPHS])).mean
     ratios = {}
     for name in HELD_OUT_PHOTOGRAPHS:
         photo = load_sample_image(name, size=128).double()

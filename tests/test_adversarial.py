@@ -185,7 +185,8 @@ def test_budget_and_pixel_range_hold_on_the_course_model(course):
         pgd(course, x, labels, epsilon=epsilon, steps=2, show_progress=False),
         random_sign_noise(x, epsilon, seed=0),
     ):
-        linf, l2 = perturbation_norms(x, adversarial)
+        norms = perturbation_norms(x, adversarial)
+        linf, l2 = norms.linf, norms.l2
         assert adversarial.min() >= 0 and adversarial.max() <= 1
         assert linf.max() <= epsilon + 1e-6
         assert (l2 <= epsilon * np.sqrt(x[0].numel()) + 1e-5).all()
@@ -246,7 +247,8 @@ def test_random_sign_noise_moves_every_pixel_by_epsilon():
 
 def test_perturbation_norms_against_numpy(images):
     other = (images + 0.05 * torch.randn(images.shape, dtype=torch.float64)).clamp(0, 1)
-    linf, l2 = perturbation_norms(images, other)
+    norms = perturbation_norms(images, other)
+    linf, l2 = norms.linf, norms.l2
     delta = (other - images).numpy().reshape(len(images), -1)
     assert np.allclose(linf.numpy(), np.abs(delta).max(1))
     assert np.allclose(l2.numpy(), np.sqrt((delta**2).sum(1)))

@@ -130,6 +130,7 @@ NOT_A_CLASS = {
     ("show_embeddings", "labels"): "dataset labels that colour the points",
     ("accuracy", "labels"): "dataset labels that score the course model",
     ("RenderedShapes", "labels"): "the course dataset's shape labels, as make_shapes returns them",
+    ("LabelledImages", "labels"): "a dataset's labels, returned with its images",
     ("Concepts", "labels"): "per-pixel concept label maps for dissection, not classes of the model",
     ("content_loss", "target"): "the content image's feature maps",
     ("cam_network", "labels"): "dataset labels that the new linear head is fitted to",

@@ -25,25 +25,25 @@ def test_shapes_and_types(sample):
 def test_deterministic_by_seed_and_prefix_stable(sample):
     images, labels, masks = sample
     again = make_shapes(300, "train", seed=3)
-    assert torch.equal(again[0], images[:300]) and torch.equal(again[1], labels[:300])
-    assert torch.equal(again[2], masks[:300])
-    assert not torch.equal(make_shapes(8, "train", seed=4)[0], images[:8])
+    assert torch.equal(again.images, images[:300]) and torch.equal(again.labels, labels[:300])
+    assert torch.equal(again.masks, masks[:300])
+    assert not torch.equal(make_shapes(8, "train", seed=4).images, images[:8])
 
 
 def test_classes_balanced(sample):
-    counts = torch.bincount(sample[1], minlength=len(CLASSES))
+    counts = torch.bincount(sample.labels, minlength=len(CLASSES))
     assert counts.tolist() == [512 // len(CLASSES)] * len(CLASSES)
 
 
 def test_object_area_within_the_stated_range(sample):
-    share = sample[2].float().mean(dim=(1, 2))
+    share = sample.masks.float().mean(dim=(1, 2))
     # anti-aliased edges may round the area up or down by a fraction of the outline
     assert share.min() >= AREA_RANGE[0] * 0.9 and share.max() <= AREA_RANGE[1] * 1.1
     assert share.max() - share.min() > 0.5 * (AREA_RANGE[1] - AREA_RANGE[0])
 
 
 def test_objects_are_not_always_centred(sample):
-    masks = sample[2].float()
+    masks = sample.masks.float()
     coords = torch.arange(IMAGE_SIZE, dtype=torch.float32) + 0.5
     cx = (masks.sum(1) * coords).sum(1) / masks.sum((1, 2))
     cy = (masks.sum(2) * coords).sum(1) / masks.sum((1, 2))
@@ -63,7 +63,7 @@ def test_the_object_differs_from_its_surroundings(sample):
 def test_held_out_backgrounds_were_never_seen_in_training():
     assert not set(TRAIN_BACKGROUNDS) & set(HELD_OUT_BACKGROUNDS)
     train, held_out = make_shapes(64, "train"), make_shapes(64, "held_out")
-    assert not torch.equal(train[0], held_out[0])
+    assert not torch.equal(train.images, held_out.images)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_dataset_items_and_bad_arguments():
         make_shapes(4, "test")
     with pytest.raises(ValueError, match="non-negative"):
         make_shapes(-1)
-    assert make_shapes(0)[0].shape == (0, 3, 64, 64)
+    assert make_shapes(0).images.shape == (0, 3, 64, 64)
 
 
 # Pixel sums of samples 0, 1, 2, 255, 256 and 299 (two chunks), their labels and mask areas, recorded from the

@@ -106,7 +106,8 @@ def photographs(names):
 
 def test_colour_statistics_match_numpy():
     images = photographs(ESTIMATE_PHOTOGRAPHS[:2])
-    mean, covariance = colour_statistics(images)
+    statistics = colour_statistics(images)
+    mean, covariance = statistics.mean, statistics.covariance
     pixels = images.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy()
     np.testing.assert_allclose(mean.numpy(), pixels.mean(0), rtol=1e-10)
     np.testing.assert_allclose(covariance.numpy(), np.cov(pixels.T, bias=True), rtol=1e-8)
@@ -114,13 +115,13 @@ def test_colour_statistics_match_numpy():
 
 def test_the_colour_matrix_is_a_square_root_of_the_photographs_covariance():
     matrix = colour_matrix().double()
-    covariance = colour_statistics(photographs(ESTIMATE_PHOTOGRAPHS))[1]
+    covariance = colour_statistics(photographs(ESTIMATE_PHOTOGRAPHS)).covariance
     torch.testing.assert_close(matrix @ matrix, covariance, rtol=1e-5, atol=1e-6)
 
 
 def test_decorrelation_whitens_the_colours_of_photographs_it_was_not_estimated_on():
     assert not set(ESTIMATE_PHOTOGRAPHS) & set(HELD_OUT_PHOTOGRAPHS)
-    mean = colour_statistics(photographs(ESTIMATE_PHOTOGRAPHS))[0]
+    mean = colour_statistics(photographs(ESTIMATE_PHOTOGRAPHS)).mean
     held_out = photographs(HELD_OUT_PHOTOGRAPHS)
     raw = np.linalg.eigvalsh(np.cov(held_out.permute(1, 0, 2, 3).reshape(3, -1).double().numpy()))
     whitened = whiten(held_out.double(), colour_matrix(), mean)

@@ -135,7 +135,7 @@ TECHNIQUES = {
     "occlusion map (16 windows)": lambda model, images: occlusion(
         model, images, window=56, stride=56, show_progress=False).maps,
     "nearest neighbours in feature space": lambda model, images: nearest_neighbours(extract_features(
-        model, images, layer(model, "features"), pool=layer(model, "pool"), show_progress=False), 1)[0],
+        model, images, layer(model, "features"), pool=layer(model, "pool"), show_progress=False), 1).indices,
     "t-SNE of features (8 shifted copies)": lambda model, images: tsne(extract_features(
         model, torch.cat([images.roll(16 * s, dims=3) for s in range(4)]), layer(model, "features"),
         pool=layer(model, "pool"), show_progress=False), perplexity=2, n_iter=50)[:len(images)],
@@ -145,7 +145,7 @@ TECHNIQUES = {
         model, images, layer(model, "last"), 7, rule="deconvnet"),
     "top-k patches of a Fire channel": lambda model, images: channel_patches(images, receptive_field(
         model, layer(model, "deep")), top_activations(model, images, layer(model, "deep"), k=2, batch_size=1,
-                                                      show_progress=False), 0)[0],
+                                                      show_progress=False), 0).images,
     "feature visualisation of a class and a channel, diverse (2 steps)": diverse_feature_visualisation,
     "network dissection of two Fire modules": dissection_regions,
 }

@@ -103,7 +103,8 @@ def test_bad_input_to_extract_features_is_a_clear_error(course, shapes):
 def test_neighbours_match_brute_force(k):
     features = torch.randn(80, 16, generator=torch.Generator().manual_seed(k))
     queries = torch.tensor([0, 5, 17, 79, 42])
-    indices, distances = nearest_neighbours(features, k, queries=queries)
+    found = nearest_neighbours(features, k, queries=queries)
+    indices, distances = found.indices, found.distances
     order, expected = brute_force_neighbours(features, k, queries)
     assert indices.dtype == torch.long and indices.shape == (5, k)
     assert torch.equal(indices, order)
@@ -113,7 +114,7 @@ def test_neighbours_match_brute_force(k):
 def test_pixel_neighbours_and_precision_match_brute_force(shapes):
     images, labels = shapes
     pixels = images.flatten(1)
-    indices, _ = nearest_neighbours(pixels, 5)
+    indices = nearest_neighbours(pixels, 5).indices
     queries = torch.arange(len(images))
     order, _ = brute_force_neighbours(pixels, 5, queries)
     assert torch.equal(indices, order)
@@ -135,7 +136,8 @@ def test_chance_precision_is_the_share_of_same_label_pairs():
 
 def test_a_query_is_never_its_own_neighbour_even_with_duplicates():
     features = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
-    indices, distances = nearest_neighbours(features, 2)
+    found = nearest_neighbours(features, 2)
+    indices, distances = found.indices, found.distances
     for query, row in enumerate(indices.tolist()):
         assert query not in row
     assert set(indices[0].tolist()) == {1, 2} and distances[:3].max() == 0
@@ -162,7 +164,7 @@ def test_bad_input_to_the_search_is_a_clear_error():
 def test_show_neighbours_draws_every_cell(shapes):
     images, labels = shapes
     queries = torch.tensor([0, 1])
-    pixels, _ = nearest_neighbours(images.flatten(1), 2, queries=queries)
+    pixels = nearest_neighbours(images.flatten(1), 2, queries=queries).indices
     fig = show_neighbours(images, queries, {"pixel space": pixels, "again": pixels}, labels=labels,
                           class_names=[str(i) for i in range(8)])
     assert len(fig.axes) == 2 * (1 + 2 * (1 + 2))

@@ -19,7 +19,8 @@ from vizlib.optim import (
 
 def test_score_gradient_matches_finite_differences(tiny_model):
     images = torch.rand(2, 3, 6, 6, dtype=torch.float64) * 0.8 + 0.1
-    scores, grad = score_gradient(tiny_model, images, [1, 3])
+    result = score_gradient(tiny_model, images, [1, 3])
+    scores, grad = result.scores, result.gradients
     eps = 1e-6
     for n, c, y, x in [(0, 0, 1, 2), (1, 2, 5, 0), (0, 1, 3, 3)]:
         up, down = images.clone(), images.clone()

@@ -130,7 +130,8 @@ def test_patches_are_the_field_cut_from_a_padded_image():
     images = torch.rand(3, 3, 20, 24, generator=torch.Generator().manual_seed(0))
     field = ReceptiveField((7, 9), (4, 3), (-5, -2))
     image_index, position = torch.tensor([0, 2, 1, 2]), torch.tensor([[0, 0], [2, 3], [5, 8], [1, 0]])
-    cut, inside = patches.crop_patches(images, field, image_index, position, fill=(0.2, 0.5, 0.9))
+    cropped = patches.crop_patches(images, field, image_index, position, fill=(0.2, 0.5, 0.9))
+    cut, inside = cropped.images, cropped.inside
     pad = 20  # an independent crop: pad every side with the fill colour, then slice
     padded = torch.stack([F.pad(images[:, c], (pad, pad, pad, pad), value=v) for c, v in enumerate((0.2, 0.5, 0.9))], 1)
     for n, (i, (row, col)) in enumerate(zip(image_index.tolist(), position.tolist())):
@@ -160,7 +161,8 @@ def test_top_units_are_more_alike_than_random_ones(course):
     images, _, _ = make_shapes(64, "held_out", seed=5)
     top = patches.top_activations(course, images, "features.relu2", k=4, show_progress=False)
     before = fingerprint(course)
-    top_similarity, random_similarity = patches.feature_similarity(course, images, top, seed=0)
+    similarity = patches.feature_similarity(course, images, top, seed=0)
+    top_similarity, random_similarity = similarity.top, similarity.random
     assert top_similarity.shape == random_similarity.shape == (64,)
     assert abs(random_similarity.mean()) < 0.15 < top_similarity.mean()
     assert_unchanged(course, before)

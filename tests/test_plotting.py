@@ -160,7 +160,7 @@ def show_calls(course):
         "show_embeddings": lambda: embedding.show_embeddings({"points": points}, labels),
         "show_thumbnails": lambda: embedding.show_thumbnails(images, points, cells=2, size=8),
         "show_neighbours": lambda: neighbours.show_neighbours(
-            images, [0], {"pixels": neighbours.nearest_neighbours(images.flatten(1), 1, queries=[0])[0]}),
+            images, [0], {"pixels": neighbours.nearest_neighbours(images.flatten(1), 1, queries=[0]).indices}),
         "show_top_patches": lambda: patches.show_top_patches(images, field, top(), [0, 1]),
         "show_channel": lambda: patches.show_channel(images, field, top(), 0),
         "show_occlusion": lambda: occlusion.show_occlusion(

@@ -342,9 +342,9 @@ def test_histogram_noise_takes_its_pixels_from_the_sample():
 def test_source_map_image_colours_rows_red_and_columns_green():
     source = torch.tensor([[[0, 0], [4, 9]], [[2, 3], [4, 0]]])   # (2, 2, 2): pixels copied from a 5x10 sample
     picture = source_map_image(source, (1, 3, 5, 10))
-    assert isinstance(picture, np.ndarray) and picture.shape == (2, 2, 3)
-    expected = [[[0, 0, 0.5], [1, 1, 0.5]], [[0.5, 3 / 9, 0.5], [1, 0, 0.5]]]
-    assert np.allclose(picture, expected)
+    assert isinstance(picture, torch.Tensor) and picture.shape == (3, 2, 2)      # an image like any other
+    expected = [[[0, 0, 0.5], [1, 1, 0.5]], [[0.5, 3 / 9, 0.5], [1, 0, 0.5]]]   # (row, col, colour)
+    assert np.allclose(picture.permute(1, 2, 0).numpy(), expected)
 
 
 def test_texture_samples_are_course_images():

@@ -198,14 +198,22 @@ def fooling_image(model, images, classes, *, step_size=0.5, max_steps=100, show_
     return FoolingResult(images=current, steps=steps, success=success)
 
 
+@dataclass(frozen=True)
+class PerturbationNorms:
+    """The size of adversarial - images, per image, in the two norms attacks are budgeted in."""
+
+    linf: torch.Tensor   # (N,) the largest change of any colour value
+    l2: torch.Tensor     # (N,) the Euclidean length of the whole change
+
+
 def perturbation_norms(images, adversarial):
-    """Per image: the L-infinity norm (largest pixel change) and the L2 norm of adversarial - images."""
+    """Per image, the L-infinity and L2 norms of adversarial - images: `PerturbationNorms`."""
     check_images(images)
     check_images(adversarial, name="adversarial")
     if images.shape != adversarial.shape:
         raise ValueError(f"images {tuple(images.shape)} and adversarial {tuple(adversarial.shape)} differ in shape")
     delta = (adversarial - images).detach().flatten(1)
-    return delta.abs().amax(1), delta.norm(dim=1)
+    return PerturbationNorms(delta.abs().amax(1), delta.norm(dim=1))
 
 
 @checks_inputs("images", "adversarial")

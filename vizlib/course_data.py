@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from vizlib.images import load_sample_image
+from vizlib.images import LabelledImages, load_sample_image
 
 CLASSES = ("disc", "ring", "square", "triangle", "cross", "star", "crescent", "heart")
 IMAGE_SIZE = 64
@@ -190,12 +190,12 @@ def render_shapes(n, split="train", seed=0):
 
 
 def make_shapes(n, split="train", seed=0):
-    """Render `n` samples of a split: images (n, 3, 64, 64), labels (n,), masks (n, 64, 64).
+    """Render `n` samples of a split: `LabelledImages` of images (n, 3, 64, 64), labels (n,), masks (n, 64, 64).
 
     Deterministic in (split, seed); the classes are balanced within every chunk.
     """
     rendered = render_shapes(n, split, seed)
-    return rendered.images, rendered.labels, rendered.masks
+    return LabelledImages(rendered.images, rendered.labels, rendered.masks)
 
 
 class CourseShapes(torch.utils.data.Dataset):

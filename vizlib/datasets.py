@@ -11,7 +11,7 @@ import torchvision
 
 from vizlib import config
 from vizlib.course_data import make_shapes
-from vizlib.images import centre_crop_resize, load_sample_image, to_image_tensor
+from vizlib.images import LabelledImages, centre_crop_resize, load_sample_image, to_image_tensor
 from vizlib.models import DOWNLOAD_COMMAND, WeightsNotAvailableError
 from vizlib.wrapper import as_viz_model
 
@@ -90,7 +90,7 @@ def photograph_sources(n, size, seed=0):
 
 
 def images_for_model(model, n, *, seed=0, split="held_out"):
-    """`n` images suited to `model`, as (images, labels, masks); labels or masks are None where unknown.
+    """`n` images suited to `model`: `LabelledImages`, whose labels or masks are None where unknown.
 
     - the course model: the course dataset's `split`, with labels and object masks;
     - an ImageNet model: Imagenette validation images when downloaded (ImageNet labels,
@@ -102,9 +102,9 @@ def images_for_model(model, n, *, seed=0, split="held_out"):
     try:
         data = Imagenette("val", size=model.input_size)
     except DataNotAvailableError:
-        return photograph_crops(n, model.input_size, seed), None, None
+        return LabelledImages(photograph_crops(n, model.input_size, seed))
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     items = [data[int(i)] for i in order]
     size = model.input_size
     images = torch.stack([image for image, _ in items]) if items else torch.zeros(0, 3, size, size)
-    return images, torch.tensor([label for _, label in items], dtype=torch.long), None
+    return LabelledImages(images, torch.tensor([label for _, label in items], dtype=torch.long))

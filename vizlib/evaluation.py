@@ -124,8 +124,8 @@ def area_under_curve(curves):
 @dataclass(frozen=True)
 class Scores:
     """One row per method (and per baseline map): name -> {score name: mean over the images}."""
-    table: dict
     maps: dict          # name -> (N, H, W) maps that were scored
+    table: dict
     curves: dict        # name -> {"deletion": (N, steps + 1), "insertion": (N, steps + 1)}
 
     def format(self, digits=3):

@@ -54,13 +54,21 @@ HELD_OUT_PHOTOGRAPHS = ("china", "flower")
 
 # ----------------------------------------------------------------------- colour decorrelation
 
+@dataclass(frozen=True)
+class ColourStatistics:
+    """The colours of a set of photographs, as a Gaussian."""
+
+    mean: torch.Tensor         # (3,) mean RGB value
+    covariance: torch.Tensor   # (3, 3)
+
+
 def colour_statistics(images):
-    """Mean (3,) and covariance (3, 3) of the colours of all pixels of `images` (N, 3, H, W)."""
+    """Mean and covariance of the colours of all pixels of `images` (N, 3, H, W): `ColourStatistics`."""
     check_images(images)
     pixels = images.detach().double().permute(0, 2, 3, 1).reshape(-1, 3)
     mean = pixels.mean(0)
     centred = pixels - mean
-    return mean, centred.T @ centred / len(pixels)
+    return ColourStatistics(mean, centred.T @ centred / len(pixels))
 
 
 def symmetric_sqrt(covariance):
@@ -74,7 +82,7 @@ def symmetric_sqrt(covariance):
 @functools.lru_cache(maxsize=4)
 def _photograph_colour_sqrt(names, size):
     photographs = torch.cat([load_sample_image(name, size=size) for name in names])
-    return symmetric_sqrt(colour_statistics(photographs)[1]).float()
+    return symmetric_sqrt(colour_statistics(photographs).covariance).float()
 
 
 def colour_matrix(names=ESTIMATE_PHOTOGRAPHS, *, size=128):

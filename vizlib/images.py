@@ -9,6 +9,7 @@ are the two neutral images the techniques start from, fill with or compare again
 import math
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -204,3 +205,19 @@ def to_numpy_image(image):
         image = image[0]
     check_images(image.unsqueeze(0))
     return image.detach().cpu().permute(1, 2, 0).numpy()
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images with what is known about them: a data source's result.
+
+    It also unpacks, `images, labels, masks = ...`, in the order of a torchvision dataset's
+    items, so the common idiom keeps working; the fields say what each part is.
+    """
+
+    images: torch.Tensor          # (N, 3, H, W) in [0, 1]
+    labels: torch.Tensor = None   # (N,) class indices, or None where unknown
+    masks: torch.Tensor = None    # (N, H, W) bool object masks, or None where unknown
+
+    def __iter__(self):
+        return iter((self.images, self.labels, self.masks))

@@ -98,7 +98,7 @@ def integrated_gradients(model, images, classes=None, *, baselines="black", step
         # BEGIN SOLUTION
         a = alphas[point].view(-1, 1, 1, 1)
         path_images = baselines[image] + a * (images[image] - baselines[image])
-        _, grad = score_gradient(model, path_images, classes[image])
+        grad = score_gradient(model, path_images, classes[image]).gradients
         summed.index_add_(0, image, weights[point].view(-1, 1, 1, 1) * grad)
         # END SOLUTION
     return (images - baselines) * summed
@@ -110,7 +110,7 @@ def gradient_x_input(model, images, classes=None, *, baselines="black", batch_si
     check_batch_size(batch_size)
     baselines = make_baselines(images, baselines, seed=seed)
     classes = resolve_classes(model, images, classes)
-    grads = [score_gradient(model, chunk, part)[1]
+    grads = [score_gradient(model, chunk, part).gradients
              for chunk, part in zip(images.split(batch_size), classes.split(batch_size))]
     if not grads:
         return torch.zeros_like(images)

@@ -18,6 +18,8 @@ close in pixel space merely share colours and layout.
 Notebook 03 reuses `extract_features` for PCA and t-SNE.
 """
 
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -114,14 +116,21 @@ def _query_indices(queries, n):
     return queries
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """Each query's nearest other rows, nearest first."""
+
+    indices: torch.Tensor     # (Q, k) long, rows of `features`
+    distances: torch.Tensor   # (Q, k) Euclidean distances
+
+
 def nearest_neighbours(features, k, *, queries=None):
     """The `k` nearest other rows of `features` for each query row (Euclidean distance).
 
     `features` is (N, D): a row per image (pixels flattened, or extracted features).
     `queries` are row indices (default: every row); each query is left out of its own
-    neighbours. Returns (indices, distances), each (Q, k), nearest first: indices a
-    long tensor into the rows of `features`, distances a float tensor; both on the
-    device of `features` when it is a tensor, else on the CPU.
+    neighbours. Returns `Neighbours`, both tensors on the device of `features` when it
+    is a tensor, else on the CPU.
     """
     device = features.device if isinstance(features, torch.Tensor) else torch.device("cpu")
     matrix = as_feature_matrix(features)
@@ -144,10 +153,8 @@ def nearest_neighbours(features, k, *, queries=None):
     keep = ~is_self
     indices = indices[keep].reshape(len(queries), k)
     distances = distances[keep].reshape(len(queries), k)
-    return (
-        torch.as_tensor(indices, dtype=torch.long, device=device),
-        torch.as_tensor(distances, dtype=torch.float32, device=device),
-    )
+    return Neighbours(torch.as_tensor(indices, dtype=torch.long, device=device),
+                      torch.as_tensor(distances, dtype=torch.float32, device=device))
 
 
 def _labels(labels):

@@ -26,9 +26,17 @@ from vizlib.images import check_images
 from vizlib.wrapper import checks_inputs
 
 
+@dataclass(frozen=True)
+class ScoreGradient:
+    """Class scores and how each pixel moves them."""
+
+    scores: torch.Tensor      # (N,) unnormalised class scores (logits)
+    gradients: torch.Tensor   # (N, 3, H, W) d score / d pixel
+
+
 @checks_inputs("images")
 def score_gradient(model, images, classes):
-    """Unnormalised class scores (N,) and their gradient with respect to the images (N, 3, H, W)."""
+    """Unnormalised class scores and their gradient with respect to the images: `ScoreGradient`."""
     classes = check_classes(model, classes, len(images)).to(images.device)
     pixels = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -36,7 +44,7 @@ def score_gradient(model, images, classes):
         scores = model(pixels).gather(1, classes[:, None]).squeeze(1)
         (grad,) = torch.autograd.grad(scores.sum(), pixels)
         # END SOLUTION
-    return scores.detach(), grad
+    return ScoreGradient(scores.detach(), grad)
 
 
 def normalised_step(grad, step_size, *, norm=2):

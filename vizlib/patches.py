@@ -171,13 +171,20 @@ def top_activations(model, data, layer, k=9, *, batch_size=64, stop_early=True, 
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Patches:
+    """Receptive fields cut out of their images, best first where they belong to a channel."""
+
+    images: torch.Tensor         # (n, 3, field height, field width); `fill` outside the image
+    inside: torch.Tensor         # (n, field height, field width) bool, True where the pixel lies in the image
+    values: torch.Tensor = None  # (n,) the channel's activation at each unit, where there is a channel
+
+
 def crop_patches(images, field, image_index, position, *, fill=GREY):
-    """Cut the receptive field of each unit out of its image.
+    """Cut the receptive field of each unit out of its image: `Patches` (without values).
 
     image_index (n,) picks the image, position (n, 2) the unit (row, col) in the activation
-    map. Returns patches (n, 3, field height, field width) and inside (n, height, width),
-    True where the patch pixel lies in the image; outside, the patch holds `fill` (a grey
-    level, or one value per colour channel).
+    map. Outside the image a patch holds `fill` (a grey level, or one value per colour channel).
     """
     check_images(images)
     image_index = torch.as_tensor(image_index, dtype=torch.long, device=images.device).reshape(-1)
@@ -194,18 +201,18 @@ def crop_patches(images, field, image_index, position, *, fill=GREY):
                     cols.clamp(0, width - 1)[:, None, :]]  # (n, h, w, 3)
     fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device).reshape(-1)
     patches = torch.where(inside[..., None], pixels, fill).permute(0, 3, 1, 2).contiguous()
-    return patches, inside
+    return Patches(patches, inside)
 
 
 def channel_patches(images, field, top, channel, *, k=None, fill=GREY):
-    """The top-k patches of one channel: (patches, inside, values), best first."""
+    """The top-k patches of one channel, best first: `Patches` with the channel's values."""
     channel = top.check_channel(channel)
     k = top.k if k is None else k
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= top.k:
         raise ValueError(f"k={k!r} is out of range: {top.k} images per channel were kept, so choose k "
                          f"between 1 and {top.k}")
-    patches, inside = crop_patches(images, field, top.image_index[channel, :k], top.position[channel, :k], fill=fill)
-    return patches, inside, top.values[channel, :k]
+    cut = crop_patches(images, field, top.image_index[channel, :k], top.position[channel, :k], fill=fill)
+    return Patches(cut.images, cut.inside, top.values[channel, :k])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +272,14 @@ def mean_pairwise_cosine(features, exclude=None, centre=None):
     return ((similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1))).item()
 
 
+@dataclass(frozen=True)
+class PatchSimilarity:
+    """How alike a channel's top patches are in the layer's features, and random patches for comparison."""
+
+    top: torch.Tensor      # (C,) mean pairwise cosine similarity of each channel's top-k units
+    random: torch.Tensor   # (C,) the same for k random units of the layer
+
+
 @checks_inputs("images")
 def feature_similarity(model, images, top, *, seed=0, batch_size=64):
     """How alike each channel's top-k units are, against k random units of the same layer.
@@ -272,7 +287,7 @@ def feature_similarity(model, images, top, *, seed=0, batch_size=64):
     A unit is described by the layer's activation vector at its position, minus the mean
     vector of the layer (estimated from k x C other random units), with the channel itself
     left out (its top units are alike in it by construction). Two random units score about 0.
-    Returns two (C,) tensors: the mean pairwise cosine similarity of each channel's top-k
+    Returns `PatchSimilarity`: per channel, the mean pairwise cosine similarity of its top-k
     units, and of k random units (a random image, a random position: a random patch of the
     same size).
     """
@@ -286,7 +301,7 @@ def feature_similarity(model, images, top, *, seed=0, batch_size=64):
         torch.tensor([mean_pairwise_cosine(group[c], exclude=c, centre=centre) for c in range(channels)])
         for group in (top_features, random_features)
     )
-    return top_similarity, random_similarity
+    return PatchSimilarity(top_similarity, random_similarity)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,10 +336,10 @@ def show_top_patches(images, field, top, channels, *, k=None, size=1.1, fill=GRE
     fig, axes = plt.subplots(len(channels), k, figsize=(size * k + 0.8, size * len(channels) + 0.6),
                              squeeze=False)
     for row, channel in enumerate(channels):
-        patches, inside, values = channel_patches(images, field, top, channel, k=k, fill=fill)
+        cut = channel_patches(images, field, top, channel, k=k, fill=fill)
         for col in range(k):
             ax = axes[row, col]
-            ax.imshow(_with_checkerboard(patches[col], inside[col]), interpolation="nearest")
+            ax.imshow(_with_checkerboard(cut.images[col], cut.inside[col]), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
@@ -343,7 +358,7 @@ def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=GREY):
 
     channel = top.check_channel(channel)
     k = top.k if k is None else k
-    patches, inside, values = channel_patches(images, field, top, channel, k=k, fill=fill)
+    cut = channel_patches(images, field, top, channel, k=k, fill=fill)
     fig, axes = plt.subplots(2, k, figsize=(size * k, 2 * size + 0.8), squeeze=False)
     height, width = images.shape[-2:]
     for col in range(k):
@@ -354,8 +369,8 @@ def show_channel(images, field, top, channel, *, k=None, size=1.6, fill=GREY):
         ax.imshow(images[index].detach().cpu().permute(1, 2, 0).numpy().clip(0, 1), interpolation="nearest")
         ax.add_patch(Rectangle((left - 0.5, top_ - 0.5), right - left, bottom - top_, fill=False,
                                edgecolor="yellow", linewidth=2))
-        ax.set_title(f"#{index}\n{values[col]:.2f}", fontsize=10)
-        axes[1, col].imshow(_with_checkerboard(patches[col], inside[col]), interpolation="nearest")
+        ax.set_title(f"#{index}\n{cut.values[col]:.2f}", fontsize=10)
+        axes[1, col].imshow(_with_checkerboard(cut.images[col], cut.inside[col]), interpolation="nearest")
         for ax in axes[:, col]:
             ax.axis("off")
     fig.suptitle(f"{top.layer}, channel {channel}: image number and maximum activation; "

@@ -51,7 +51,7 @@ def saliency(model, images, classes=None, *, batch_size=DEFAULT_BATCH_SIZE):
     classes = resolve_classes(model, images, classes, batch_size=batch_size)
     maps = []
     for chunk, chunk_classes in zip(images.split(batch_size), classes.split(batch_size)):
-        _, grad = score_gradient(model, chunk, chunk_classes)
+        grad = score_gradient(model, chunk, chunk_classes).gradients
         # BEGIN SOLUTION
         maps.append(grad.abs().amax(dim=1))
         # END SOLUTION

@@ -112,9 +112,9 @@ def cascading_copies(model, steps=None, *, seed=0):
 
 @dataclass(frozen=True)
 class RandomisationResult:
+    maps: dict            # method -> (steps + 1, keep, ...) the maps of the first `keep` images
     layers: list          # ["trained", then the group randomised last at each step (top first)]
     correlations: dict    # method -> (steps + 1, N) Spearman correlation of |map| with the trained map
-    maps: dict            # method -> (steps + 1, keep, ...) the maps of the first `keep` images
 
     def mean(self, rule):
         """Mean correlation over images at each step, (steps + 1,); images whose map is constant are left out."""

@@ -38,7 +38,6 @@ vizlib.course.train_style_net (`make style-net`).
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -202,7 +201,7 @@ def _grey(images):
 
 
 def edge_correlation(images, reference):
-    """Pearson correlation of Sobel edge magnitudes (greyscale) with `reference`'s, per image."""
+    """Pearson correlation of Sobel edge magnitudes (greyscale) with `reference`'s, per image: (N,)."""
     from skimage.filters import sobel
 
     check_images(images)
@@ -210,13 +209,14 @@ def edge_correlation(images, reference):
     if images.shape[-2:] != reference.shape[-2:] or len(reference) not in (1, len(images)):
         raise ValueError(f"images {tuple(images.shape)} and reference {tuple(reference.shape)} must have the same "
                          "size (and one reference or one per image)")
-    edges = [sobel(g).ravel() for g in _grey(images)]
-    ref = [sobel(g).ravel() for g in _grey(reference)]
-    return np.array([np.corrcoef(e, ref[i if len(ref) > 1 else 0])[0, 1] for i, e in enumerate(edges)])
+    edges = [torch.from_numpy(sobel(g).ravel()) for g in _grey(images)]
+    ref = [torch.from_numpy(sobel(g).ravel()) for g in _grey(reference)]
+    return torch.stack([torch.corrcoef(torch.stack([e, ref[i if len(ref) > 1 else 0]]))[0, 1]
+                        for i, e in enumerate(edges)]).float()
 
 
 def colour_histogram_intersection(images, reference, bins=8):
-    """Overlap (0..1) of 3-D RGB histograms with `bins` per channel, per image; sizes may differ."""
+    """Overlap (0..1) of 3-D RGB histograms with `bins` per channel, per image: (N,); sizes may differ."""
     check_images(images)
     check_images(reference, name="reference")
 
@@ -226,8 +226,8 @@ def colour_histogram_intersection(images, reference, bins=8):
         return torch.bincount(flat.ravel(), minlength=bins ** 3).double() / flat.numel()
 
     ref = [histogram(r) for r in reference]
-    return np.array([torch.minimum(histogram(img), ref[i if len(ref) > 1 else 0]).sum().item()
-                     for i, img in enumerate(images)])
+    return torch.stack([torch.minimum(histogram(img), ref[i if len(ref) > 1 else 0]).sum()
+                        for i, img in enumerate(images)]).float()
 
 
 # ----------------------------------------------------------------------------------------------

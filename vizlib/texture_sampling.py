@@ -549,7 +549,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, quantile=None
 
 
 def source_map_image(source, sample_shape):
-    """Where each output pixel came from, as colours: (H, W, 3) with row -> red, column -> green.
+    """Where each output pixel came from, as an image (3, H, W): row -> red, column -> green.
 
     Smooth patches of colour are pieces of the sample copied whole; a speckled map is a
     texture assembled pixel by pixel.
@@ -557,4 +557,4 @@ def source_map_image(source, sample_shape):
     h, w = sample_shape[-2:]
     rows = source[..., 0].float() / max(h - 1, 1)
     cols = source[..., 1].float() / max(w - 1, 1)
-    return torch.stack([rows, cols, 0.5 * torch.ones_like(rows)], dim=-1).clamp(0, 1).cpu().numpy()
+    return torch.stack([rows, cols, 0.5 * torch.ones_like(rows)]).clamp(0, 1).cpu()
