@@ -1,10 +1,10 @@
-"""Counts and sizes: positive ints and positive numbers, refused with one wording everywhere."""
+"""Counts, sizes and indices: positive ints, positive numbers and ints in a range, refused with one wording."""
 
 import numpy as np
 import pytest
 import torch
 
-from vizlib.counts import check_positive, check_positive_int
+from vizlib.counts import check_index, check_int_in_range, check_positive, check_positive_int
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3), torch.tensor(2).item()])
@@ -28,3 +28,26 @@ def test_positive_number():
                          ("1", TypeError)):
         with pytest.raises(error, match="lr must be a positive number"):
             check_positive(value, "lr")
+
+
+@pytest.mark.parametrize("value", [0, 3, 63, np.int32(5), torch.tensor(7), torch.tensor([9])])
+def test_indices_in_range_pass_as_ints(value):
+    checked = check_index(value, 64, "channel")
+    assert checked == int(value) and type(checked) is int
+
+
+@pytest.mark.parametrize("value, error", [
+    (64, ValueError), (-1, ValueError), (1.0, TypeError), (True, TypeError), ("2", TypeError),
+    (torch.tensor(2.0), TypeError),
+])
+def test_index_out_of_range_names_the_range_and_the_layer(value, error):
+    with pytest.raises(error, match=r"^channel must be an int from 0 to 63 \(layer 'conv3'\), got "):
+        check_index(value, 64, "channel", context=" (layer 'conv3')")
+
+
+def test_int_in_range_without_an_upper_bound_and_an_empty_range():
+    assert check_int_in_range(10 ** 6, "padding", 0) == 10 ** 6
+    with pytest.raises(ValueError, match=r"^padding must be an int >= 0, got -1$"):
+        check_int_in_range(-1, "padding", 0)
+    with pytest.raises(ValueError, match="there is no unit to choose"):
+        check_index(0, 0, "unit")

@@ -87,7 +87,7 @@ def test_dataset_items_and_bad_arguments():
     assert mask.any()
     with pytest.raises(ValueError, match="held_out"):
         make_shapes(4, "test")
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
         make_shapes(-1)
     assert make_shapes(0).images.shape == (0, 3, 64, 64)
 

@@ -100,7 +100,7 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, shapes
     empty[3] = False
     with pytest.raises(ValueError, match=r"mask\(s\) \[3\] are all zero"):
         score_maps(course, images, {"random": random_maps(5, 64, 64)}, labels, masks=empty)
-    with pytest.raises(ValueError, match="steps must be a whole number"):
+    with pytest.raises(ValueError, match=r"steps must be an int from 1 to \d+ \(the number of pixels\)"):
         perturbation_curves(course, images, random_maps(5, 64, 64), labels, steps=0)
     with pytest.raises(ValueError, match="mode must be"):
         perturbation_curves(course, images, random_maps(5, 64, 64), labels, mode="erase")

@@ -321,7 +321,7 @@ def test_a_parameterised_image_takes_a_plain_sgd_step_on_its_own_tensor():
      r"\[-180, 180\] degrees"),
     (lambda m: visualise(m, channel("features.bn3", 0), transforms=[Jitter(8)]), ValueError,
      "shrink the 64-px images to 56 px, below the model's input size 64"),
-    (lambda m: visualise(m, channel("features.bn3", 500)), ValueError, "valid channels are 0 to 127"),
+    (lambda m: visualise(m, channel("features.bn3", 500)), ValueError, "channel must be an int from 0 to 127"),
     (lambda m: visualise(m, channel("features.nope", 0)), ValueError, "features.nope"),
     (lambda m: visualise(m, class_score(8)), ValueError, "valid indices are 0 to 7"),
     (lambda m: visualise(m, channel("features.bn3", [0, 1]), n=3), ValueError, "addresses 2 images"),

@@ -145,9 +145,9 @@ def test_a_query_is_never_its_own_neighbour_even_with_duplicates():
 
 def test_bad_input_to_the_search_is_a_clear_error():
     features = torch.randn(6, 3)
-    with pytest.raises(ValueError, match="between 1 and 5"):
+    with pytest.raises(ValueError, match="from 1 to 5"):
         nearest_neighbours(features, 6)
-    with pytest.raises(ValueError, match="between 1 and 5"):
+    with pytest.raises(ValueError, match="from 1 to 5"):
         nearest_neighbours(features, 0)
     with pytest.raises(ValueError, match="empty dataset"):
         nearest_neighbours(features[:0], 1)

@@ -188,11 +188,11 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course):
     before = fingerprint(course)
     with pytest.raises(ValueError, match="unknown layer 'features.conv7'; valid layer names: features, features.conv1"):
         patches.top_activations(course, images, "features.conv7", k=2)
-    with pytest.raises(ValueError, match=r"k=6 is out of range: choose k between 1 and 5"):
+    with pytest.raises(ValueError, match=r"k must be an int from 1 to 5 \(the dataset has 5 images\), got 6"):
         patches.top_activations(course, images, "features.relu2", k=6)
-    with pytest.raises(ValueError, match=r"k=6 is out of range: choose k between 1 and 5"):
+    with pytest.raises(ValueError, match=r"k must be an int from 1 to 5 \(the dataset has 5 images\), got 6"):
         patches.top_activations(course, iter(images.split(2)), "features.relu2", k=6, show_progress=False)
-    with pytest.raises(ValueError, match="k=0 is out of range"):
+    with pytest.raises(ValueError, match="k must be an int >= 1, got 0"):
         patches.top_activations(course, images, "features.relu2", k=0)
     with pytest.raises(ValueError, match="the batch is empty"):
         patches.top_activations(course, images[:0], "features.relu2", k=1)
@@ -205,11 +205,10 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_alone(course):
     top = patches.top_activations(course, images, "features.relu2", k=3, show_progress=False)
     field = receptive_field(course, "features.relu2")
     for channel in (64, -1):
-        with pytest.raises(ValueError, match=f"channel {channel} does not exist in 'features.relu2': "
-                                             "valid channels are 0 to 63"):
+        with pytest.raises(ValueError, match=f"channel must be an int from 0 to 63 \\(layer 'features.relu2'\\), "
+                                             f"got {channel}"):
             patches.channel_patches(images, field, top, channel)
-    with pytest.raises(ValueError, match="k=4 is out of range: 3 images per channel were kept, so choose k "
-                                         "between 1 and 3"):
+    with pytest.raises(ValueError, match=r"k must be an int from 1 to 3 \(3 images per channel were kept\), got 4"):
         patches.channel_patches(images, field, top, 0, k=4)
     with pytest.raises(TypeError, match="channel must be an int"):
         patches.show_top_patches(images, field, top, ["a"])

@@ -305,7 +305,7 @@ def test_nearest_window_distance_with_a_stride_an_even_window_and_one_sample_per
     assert np.allclose(measured, expected, atol=1e-5)
     one_for_all = nearest_window_distance(images, samples[:1], k, stride=stride)
     assert one_for_all[0].item() == pytest.approx(measured[0], abs=1e-6)
-    with pytest.raises(ValueError, match="between 1 and 5"):
+    with pytest.raises(ValueError, match="window must be an int from 1 to 5"):
         nearest_window_distance(images, samples, 6)
     with pytest.raises(ValueError, match="one sample or one per image"):
         nearest_window_distance(images, torch.cat([samples, samples[:1]]), 3)
@@ -325,7 +325,7 @@ def test_random_tiling_pastes_whole_pieces_of_the_sample():
             assert (windows - piece.reshape(1, -1)).abs().amax(1).min() == 0, (top, left)
     assert torch.equal(tiled, random_tiling(sample, size, block, seed=3))
     assert not torch.equal(tiled, random_tiling(sample, size, block, seed=4))
-    with pytest.raises(ValueError, match="block must be an int between 1 and 10"):
+    with pytest.raises(ValueError, match="block must be an int from 1 to 10"):
         random_tiling(sample, size, 11)
     with pytest.raises(ValueError, match="one sample image"):
         random_tiling(torch.cat([sample, sample]), size, block)
@@ -378,7 +378,7 @@ def test_bad_input_is_a_clear_error(synthesise):
         synthesise(colour(8, 12), 20, 11)
     with pytest.raises(ValueError, match="odd"):
         synthesise(sample, 20, 4)
-    with pytest.raises(TypeError, match="odd int"):
+    with pytest.raises(TypeError, match="window must be an int >= 3 and odd"):
         synthesise(sample, 20, 5.0)
     with pytest.raises(ValueError, match="smaller than the sample"):
         synthesise(sample, (20, 12), 5)

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from vizlib.counts import check_int_in_range
 from vizlib.images import LabelledImages, load_sample_image
 
 CLASSES = ("disc", "ring", "square", "triangle", "cross", "star", "crescent", "heart")
@@ -176,8 +177,7 @@ def render_shapes(n, split="train", seed=0):
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    check_int_in_range(n, "n", 0)
     chunks = [_render_chunk(split, seed, c) for c in range(-(-n // _CHUNK))]
     if not chunks:
         chunks = [(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32), np.zeros(0, np.int64),

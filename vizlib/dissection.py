@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size
 from vizlib.config import progress
-from vizlib.counts import check_positive_int
+from vizlib.counts import check_index, check_positive_int
 from vizlib.course_data import CLASSES
 from vizlib.hooks import layer_features
 from vizlib.wrapper import checks_inputs, get_layer
@@ -606,8 +606,7 @@ def dissect(model, images, layer, concepts, **options):
 def unit_regions(model, images, result, unit, *, size=None):
     """Where `unit` of the dissected layer exceeds its threshold T_k on `images`, its map upsampled
     bilinearly to `size` (default: the images'): bool (N, H, W)."""
-    if not isinstance(unit, int) or isinstance(unit, bool) or not 0 <= unit < result.units:
-        raise ValueError(f"unit must be an int between 0 and {result.units - 1}, got {unit!r}")
+    unit = check_index(unit, result.units, "unit", context=f" (layer {result.layer!r})")
     size = tuple(images.shape[-2:]) if size is None else tuple(size)
     with torch.no_grad():
         maps = _layer_maps(model, images.to(model.device), [result.layer])[result.layer][:, unit:unit + 1].float()

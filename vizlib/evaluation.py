@@ -27,6 +27,7 @@ import torchvision.transforms.functional as TF
 
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
+from vizlib.counts import check_int_in_range
 from vizlib.saliency import attribution_map, mask_share, pointing_game
 from vizlib.wrapper import checks_inputs
 
@@ -77,8 +78,7 @@ def blurred(images):
 
 
 def _check_steps(steps, pixels):
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= pixels:
-        raise ValueError(f"steps must be a whole number between 1 and the number of pixels ({pixels}), got {steps!r}")
+    check_int_in_range(steps, "steps", 1, pixels, context=" (the number of pixels)")
 
 
 @checks_inputs("images")

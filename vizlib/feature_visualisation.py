@@ -31,7 +31,7 @@ from torch import nn
 
 from vizlib.arguments import check_classes
 from vizlib.config import fast_or
-from vizlib.counts import check_positive, check_positive_int
+from vizlib.counts import check_int_in_range, check_positive, check_positive_int
 from vizlib.gradient_ascent import check_unit
 from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features
@@ -282,12 +282,6 @@ def rescale(images, factor, fill=GREY):
     return _affine(images, _magnification(factor), fill)
 
 
-def _check_int(value, name, low=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 def _choose(values, generator):
     return values[int(torch.randint(len(values), (1,), generator=generator))]
 
@@ -300,7 +294,7 @@ class Pad:
     value: float = GREY
 
     def __post_init__(self):
-        _check_int(self.width, "pad width")
+        check_int_in_range(self.width, "pad width", 0)
 
     def __call__(self, images, generator=None):
         return F.pad(images, (self.width,) * 4, value=self.value)
@@ -323,7 +317,7 @@ class Jitter:
     shift: int
 
     def __post_init__(self):
-        _check_int(self.shift, "jitter shift")
+        check_int_in_range(self.shift, "jitter shift", 0)
 
     def __call__(self, images, generator=None):
         height, width = images.shape[-2:]

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from vizlib.counts import check_int_in_range
 from vizlib.hooks import capture_activations
 from vizlib.images import GREY
 from vizlib.wrapper import checks_inputs, get_layer, layer_names
@@ -137,10 +138,8 @@ def tile_grid(tiles, ncols=8, *, padding=1, pad_value=1.0):
     them first (`rescale_each`).
     """
     _check_stack(tiles)
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be an int >= 1, got {ncols!r}")
-    if not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an int >= 0, got {padding!r}")
+    check_int_in_range(ncols, "ncols", 1)
+    check_int_in_range(padding, "padding", 0)
     n, channels, h, w = tiles.shape
     ncols = min(ncols, n)
     nrows = -(-n // ncols)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from vizlib.arguments import check_classes, resolve_classes
-from vizlib.counts import check_positive_int
+from vizlib.counts import check_index, check_positive_int
 from vizlib.hooks import forward_to
 from vizlib.filters import low_frequency_mask
 from vizlib.images import GREY, check_images
@@ -196,14 +196,10 @@ def check_unit(model, layer, channels, position=None, *, image_size=None):
     shape = _probe_shape(model, name, image_size or model.input_size)
     if len(shape) not in (2, 4):
         raise ValueError(f"layer {name!r} outputs shape {shape}: expected (N, C, H, W) or (N, C)")
-    channels = torch.as_tensor(channels, dtype=torch.long).flatten()
+    channels = torch.as_tensor(channels).flatten()
     if channels.numel() == 0:
         raise ValueError("no channels given")
-    if channels.min() < 0 or channels.max() >= shape[1]:
-        raise ValueError(
-            f"channel out of range for layer {name!r}: valid channels are 0 to {shape[1] - 1}, "
-            f"got {channels.tolist()}"
-        )
+    channels = torch.tensor([check_index(c, shape[1], "channel", context=f" (layer {name!r})") for c in channels])
     if position is not None:
         if len(shape) == 2:
             raise ValueError(f"layer {name!r} has no spatial positions (output shape {shape}); use position=None")

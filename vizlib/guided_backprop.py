@@ -57,6 +57,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from vizlib.arguments import check_classes, resolve_classes
+from vizlib.counts import check_index
 from vizlib.hooks import capture_activations, temporary_hooks
 from vizlib.images import check_images
 from vizlib.sanity import randomisation_check
@@ -263,11 +264,7 @@ def deconvnet(model, images, classes=None):
 def _channel_objective(activation, channel, reduce, layer, clip=None):
     if activation.dim() not in (2, 4):
         raise ValueError(f"layer {layer!r} outputs shape {tuple(activation.shape)}; expected (N, C) or (N, C, H, W)")
-    count = activation.shape[1]
-    if isinstance(channel, bool) or not isinstance(channel, int):
-        raise TypeError(f"channel must be an int, got {type(channel).__name__}")
-    if not 0 <= channel < count:
-        raise ValueError(f"channel {channel} out of range: layer {layer!r} has channels 0 to {count - 1}")
+    channel = check_index(channel, activation.shape[1], "channel", context=f" (layer {layer!r})")
     values = activation[:, channel:channel + 1].flatten(1)  # (N, H*W), or (N, 1) for a linear layer
     if reduce == "max":
         # On a clipped ReLU (ReLU6) the strongest units sit at the clip, where every rule passes nothing

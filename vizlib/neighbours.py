@@ -28,6 +28,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from vizlib import config
 from vizlib.arguments import check_batch_size
+from vizlib.counts import check_int_in_range
 from vizlib.hooks import capture_activations
 from vizlib.images import check_images
 from vizlib.layers import FEATURE_POOLING, layer_for
@@ -137,10 +138,7 @@ def nearest_neighbours(features, k, *, queries=None):
     n = len(matrix)
     if n < 2:
         raise ValueError(f"empty dataset: nearest neighbours need at least 2 images, got {n}")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k must be between 1 and {n - 1} (the other images of {n}), got {k}")
+    k = check_int_in_range(k, "k", 1, n - 1, context=f" (the other images of {n})")
     queries = _query_indices(queries, n)
     # BEGIN SOLUTION
     search = NearestNeighbors(n_neighbors=k + 1).fit(matrix)

@@ -21,6 +21,7 @@ import torch
 
 from vizlib.arguments import check_batch_size
 from vizlib.config import progress
+from vizlib.counts import check_index, check_int_in_range
 from vizlib.hooks import capture_activations, forward_to
 from vizlib.images import GREY, check_images, values_checked
 from vizlib.plotting import live_figure
@@ -65,14 +66,7 @@ class TopActivations:
 
     def check_channel(self, channel):
         """Raise a clear error unless `channel` is a channel of this layer; returns it as an int."""
-        if isinstance(channel, torch.Tensor):
-            channel = channel.item()
-        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
-            raise TypeError(f"channel must be an int, got {type(channel).__name__}")
-        if not 0 <= channel < self.channels:
-            raise ValueError(f"channel {channel} does not exist in {self.layer!r}: valid channels are "
-                             f"0 to {self.channels - 1}")
-        return int(channel)
+        return check_index(channel, self.channels, "channel", context=f" (layer {self.layer!r})")
 
 
 def merge_top_k(kept, new, k):
@@ -89,14 +83,9 @@ def merge_top_k(kept, new, k):
 
 
 def _check_k(k, n=None):
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
     if n is not None and n == 0:
         raise ValueError("the dataset is empty: top_activations needs at least one image (and k <= its size)")
-    if k < 1 or (n is not None and k > n):
-        upper = "the number of images" if n is None else n
-        raise ValueError(f"k={k} is out of range: choose k between 1 and {upper}"
-                         + (f" (the dataset has {n} images)" if n is not None else ""))
+    check_int_in_range(k, "k", 1, n, context="" if n is None else f" (the dataset has {n} images)")
 
 
 def _batches(data, batch_size):
@@ -208,9 +197,7 @@ def channel_patches(images, field, top, channel, *, k=None, fill=GREY):
     """The top-k patches of one channel, best first: `Patches` with the channel's values."""
     channel = top.check_channel(channel)
     k = top.k if k is None else k
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= top.k:
-        raise ValueError(f"k={k!r} is out of range: {top.k} images per channel were kept, so choose k "
-                         f"between 1 and {top.k}")
+    k = check_int_in_range(k, "k", 1, top.k, context=f" ({top.k} images per channel were kept)")
     cut = crop_patches(images, field, top.image_index[channel, :k], top.position[channel, :k], fill=fill)
     return Patches(cut.images, cut.inside, top.values[channel, :k])
 

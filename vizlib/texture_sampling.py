@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from vizlib.arguments import check_batch_size
 from vizlib.config import progress
-from vizlib.counts import check_positive_int
+from vizlib.counts import check_int_in_range, check_positive_int
 from vizlib.images import check_images, sample_crop
 
 SIGMA_DIVISOR = 6.4          # Gaussian sigma = window / 6.4 (Efros & Leung 1999)
@@ -96,9 +96,8 @@ def load_texture(name, size=64, box=None):
 
 
 def _check_window(window):
-    if isinstance(window, bool) or not isinstance(window, int):
-        raise TypeError(f"window must be an odd int >= 3, got {type(window).__name__}")
-    if window < 3 or window % 2 == 0:
+    check_int_in_range(window, "window", 3, context=" and odd")
+    if window % 2 == 0:
         raise ValueError(f"window must be an odd int >= 3 (the window needs a centre pixel), got {window}")
 
 
@@ -497,8 +496,7 @@ def random_tiling(sample, size, block, seed=0):
         raise ValueError(f"give one sample image (1, 3, h, w), got {len(sample)}")
     check_positive_int(size, "size")
     smallest = min(sample.shape[-2:])
-    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= smallest:
-        raise ValueError(f"block must be an int between 1 and {smallest} (the sample's smallest side), got {block!r}")
+    check_int_in_range(block, "block", 1, smallest, context=" (the sample's smallest side)")
     generator = torch.Generator().manual_seed(seed)
     h, w = sample.shape[-2:]
     tiled = sample.new_empty(1, sample.shape[1], size, size)
@@ -526,8 +524,7 @@ def nearest_window_distance(images, sample, window=3, *, stride=1, quantile=None
     if len(sample) not in (1, len(images)):
         raise ValueError(f"give one sample or one per image ({len(images)}), got {len(sample)}")
     smallest = min(*images.shape[-2:], *sample.shape[-2:])
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= smallest:
-        raise ValueError(f"window must be an int between 1 and {smallest} (the smallest image side), got {window!r}")
+    check_int_in_range(window, "window", 1, smallest, context=" (the smallest image side)")
     check_positive_int(stride, "stride")
     if quantile is not None and (isinstance(quantile, bool) or not isinstance(quantile, numbers.Real)
                                  or not 0 <= quantile <= 1):
