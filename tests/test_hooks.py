@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from model_state import assert_unchanged, fingerprint
-from vizlib.hooks import capture_activations, temporary_hooks
+from vizlib.hooks import capture_activations, output_shapes, temporary_hooks
 from vizlib.models import random_imagenet_model
 from vizlib.wrapper import get_layer, layer_names
 
@@ -218,3 +218,16 @@ def test_layer_features_names_a_layer_that_never_runs():
     assert_unchanged(model, before)
     with pytest.raises(ValueError, match="at least one layer"):
         layer_features(model, torch.rand(1, 3, 8, 8), [])
+
+
+def test_output_shapes_are_those_of_a_forward_pass_and_leave_the_model_alone(course):
+    before = fingerprint(course)
+    shapes = output_shapes(course)
+    names = [name for name in layer_names(course) if name not in ("features", "classifier")]
+    with capture_activations(course, names) as seen, torch.no_grad():
+        course(torch.rand(1, 3, 64, 64))
+    assert {name: tuple(seen[name].shape) for name in names} == {name: shapes[name] for name in names}
+    assert output_shapes(course, ["features.conv2"], size=32) == {"features.conv2": (1, 64, 8, 8)}
+    with pytest.raises(ValueError, match="unknown layer"):
+        output_shapes(course, ["features.nope"])
+    assert_unchanged(course, before)

@@ -33,30 +33,15 @@ from torch import nn
 from vizlib.arguments import DEFAULT_BATCH_SIZE, check_batch_size, resolve_classes
 from vizlib.config import progress
 from vizlib.guided_backprop import guided_backprop
-from vizlib.hooks import capture_activations, temporary_hooks
-from vizlib.wrapper import VizModel, as_viz_model, checks_inputs, freeze, get_layer, layer_names
+from vizlib.hooks import capture_activations, output_shapes, temporary_hooks
+from vizlib.wrapper import VizModel, checks_inputs, freeze, get_layer, layer_names
 
 MODES = ("bilinear", "nearest")
 
 
 def feature_map_layers(model):
     """Names of the layers whose output is a feature map (N, C, h, w), probed on one grey image."""
-    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
-    size = model.input_size
-    probe = torch.full((1, 3, size, size), 0.5, device=model.device)
-    shapes = {}
-
-    def recorder(name):
-        def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                shapes[name] = output.dim()
-        return hook
-
-    with temporary_hooks() as handles, torch.no_grad():
-        for name in layer_names(model):
-            handles.append(model.layer(name).register_forward_hook(recorder(name)))
-        model(probe)
-    return [name for name in layer_names(model) if shapes.get(name) == 4]
+    return [name for name, shape in output_shapes(model).items() if len(shape) == 4]
 
 
 def _check_mode(mode):

@@ -34,7 +34,7 @@ from vizlib.config import fast_or
 from vizlib.counts import check_int_in_range, check_positive, check_positive_int
 from vizlib.gradient_ascent import check_unit
 from vizlib.gram_texture import gram_matrix
-from vizlib.hooks import capture_activations, layer_features
+from vizlib.hooks import capture_activations, layer_features, output_shapes
 from vizlib.images import GREY, check_images, load_sample_image
 from vizlib.optim import optimise_image
 from vizlib.wrapper import check_model, checks_inputs
@@ -533,8 +533,7 @@ def neuron(layer, channels, position=None):
 
     def check(model, size):
         name, _ = check_unit(model, layer, indices, image_size=size)   # the map's shape, for the centre
-        probe = layer_features(model, torch.full((1, 3, size, size), GREY, device=model.device), name)[name]
-        check_unit(model, layer, indices, where(probe.shape), image_size=size)
+        check_unit(model, layer, indices, where(output_shapes(model, [name], size=size)[name]), image_size=size)
 
     return Objective(value, layers=[layer], batch=batch, name=f"neuron {layer}:{indices.tolist()}@{position}",
                      checks=[check])

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from vizlib.arguments import check_classes, resolve_classes
 from vizlib.counts import check_index, check_positive_int
-from vizlib.hooks import forward_to
+from vizlib.hooks import forward_to, output_shapes
 from vizlib.filters import low_frequency_mask
 from vizlib.images import GREY, check_images
 from vizlib.layers import layer_for
@@ -179,12 +179,6 @@ def class_objective(model, classes, *, l2=0.0):
     return objective
 
 
-def _probe_shape(model, layer, image_size):
-    probe = torch.full((1, 3, image_size, image_size), GREY, device=model.device)
-    with torch.no_grad():
-        return tuple(forward_to(model, probe, layer).shape)
-
-
 def check_unit(model, layer, channels, position=None, *, image_size=None):
     """Validate a layer, channel indices and an optional (row, col) position; return (name, channels).
 
@@ -193,7 +187,7 @@ def check_unit(model, layer, channels, position=None, *, image_size=None):
     """
     model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
     name, _ = get_layer(model, layer)
-    shape = _probe_shape(model, name, image_size or model.input_size)
+    shape = output_shapes(model, [name], size=image_size)[name]
     if len(shape) not in (2, 4):
         raise ValueError(f"layer {name!r} outputs shape {shape}: expected (N, C, H, W) or (N, C)")
     channels = torch.as_tensor(channels).flatten()

@@ -15,9 +15,11 @@ its second ReLU. The layer table (vizlib.layers) names only layers that run once
 
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
-from vizlib.wrapper import get_layer, network
+from vizlib.images import GREY
+from vizlib.wrapper import as_viz_model, get_layer, layer_names, model_device, network
 
 
 @contextmanager
@@ -138,3 +140,29 @@ def layer_features(model, images, layers):
     if missing:
         raise RuntimeError(f"layer(s) {missing} did not run in the forward pass")
     return {name: features[name] for name, _ in named}
+
+
+def output_shapes(model, layers=None, *, size=None):
+    """{layer name: output shape} on one grey image of `size` x `size` (default: the model's input
+    size), in one forward pass without gradients; every named layer when `layers` is None.
+
+    The one way the course learns what a layer puts out before computing anything on it (which
+    layers give feature maps, how many channels and positions a unit may be picked from). A layer
+    whose output is not one tensor, or that did not run, is left out.
+    """
+    model = as_viz_model(model)   # a bare module: input size 224 (vizlib.wrapper)
+    names = layer_names(model) if layers is None else [get_layer(model, layer)[0] for layer in layers]
+    size = size or model.input_size
+    shapes = {}
+
+    def recorder(name):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and name not in shapes:
+                shapes[name] = tuple(output.shape)
+        return hook
+
+    with temporary_hooks() as handles, torch.no_grad():
+        for name in names:
+            handles.append(model.layer(name).register_forward_hook(recorder(name)))
+        model(torch.full((1, 3, size, size), GREY, device=model_device(model)))
+    return {name: shapes[name] for name in names if name in shapes}
