@@ -353,20 +353,16 @@ def test_bad_transformations_are_refused_when_made():
         Jitter(10)(torch.rand(1, 3, 8, 8))
 
 
-def test_a_scaling_then_a_rotation_are_one_resampling_through_their_product():
+def test_a_scaling_then_a_rotation_read_the_input_through_their_product():
     size = 41
     image, x, y = ramp(size, 0.004, 0.002)
     chain = Chain((RandomScale((1.25,)), RandomRotate((90,))))
     out = chain(image, torch.Generator().manual_seed(0))
     # magnified by 1.25, then turned a quarter counter-clockwise: output (x, y) shows input (-y, x) / 1.25
+    # (bilinear interpolation reproduces a linear ramp exactly, so two resamplings change nothing inside)
     expected = 0.5 + (0.004 * -y + 0.002 * x) / 1.25
     inner = (x.abs() < 14) & (y.abs() < 14)
     torch.testing.assert_close(out[0, 0][inner], expected[inner], atol=1e-6, rtol=0)
-    # one resampling: turning 45 degrees and back is the identity, exactly, where two resamplings would blur
-    images = pattern(16)
-    there_and_back = Chain((RandomRotate((45,)), RandomScale((1.0,)), RandomRotate((-45,))))
-    torch.testing.assert_close(there_and_back(images), images, atol=1e-5, rtol=0)
-    assert (rotate(rotate(images, 45), -45) - images)[..., 5:11, 5:11].abs().max() > 0.05
 
 
 def bilinear_at(image, x, y, fill):
@@ -382,10 +378,22 @@ def bilinear_at(image, x, y, fill):
             + wy * ((1 - wx) * at(i + 1, j) + wx * at(i + 1, j + 1)))
 
 
+def resample_by_hand(image, matrix, fill=0.5):
+    """image (H, W) in numpy, each output pixel read bilinearly at matrix @ (its position - centre) + centre."""
+    side_y, side_x = image.shape
+    out = np.empty_like(image)
+    for r in range(side_y):
+        for c in range(side_x):
+            dx, dy = c + 0.5 - side_x / 2, r + 0.5 - side_y / 2
+            out[r, c] = bilinear_at(image, side_x / 2 + matrix[0][0] * dx + matrix[0][1] * dy,
+                                    side_y / 2 + matrix[1][0] * dx + matrix[1][1] * dy, fill)
+    return out
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lucids_chain_reads_each_output_pixel_where_its_steps_say(seed):
-    """Against a brute force: each output pixel traced back through pad, jitter, scale, rotation, jitter by
-    hand (the same random draws, in order), then read bilinearly from the input with grey outside."""
+def test_lucids_chain_is_its_steps_done_by_hand(seed):
+    """Against a brute force: pad, jitter, scale, rotation, jitter done one by one in numpy with the same random
+    draws (in order), each resampling read bilinearly pixel by pixel, grey outside."""
     size = 20
     chain = lucid_chain(size * 4)                   # pad 4, jitter 3, scale, rotate, jitter 1 at 80 px
     chain = Chain(chain.transforms[:2] + (RandomScale((0.9, 1.1)), RandomRotate((-10, 4, 10))) + chain.transforms[4:])
@@ -398,42 +406,14 @@ def test_lucids_chain_reads_each_output_pixel_where_its_steps_say(seed):
     factor = scale.factors[int(torch.randint(len(scale.factors), (1,), generator=draws))]
     angle = math.radians(turn.degrees[int(torch.randint(len(turn.degrees), (1,), generator=draws))])
     top2, left2 = torch.randint(last.shift + 1, (2,), generator=draws).tolist()
-    side = size + 2 * pad.width - jitter.shift     # the side scale and rotation turn about
-    centre = side / 2
-    assert out.shape == (side - last.shift,) * 2
-    expected = torch.empty_like(out)
-    for r in range(out.shape[0]):
-        for c in range(out.shape[1]):
-            x, y = c + 0.5 + left2, r + 0.5 + top2                       # before the last jitter
-            dx, dy = x - centre, y - centre                              # before the rotation ...
-            dx, dy = dx * math.cos(angle) - dy * math.sin(angle), dx * math.sin(angle) + dy * math.cos(angle)
-            x, y = centre + dx / factor, centre + dy / factor            # ... and the scaling
-            x, y = x + left - pad.width, y + top - pad.width             # before the jitter and the pad
-            expected[r, c] = bilinear_at(image.numpy(), x, y, 0.5)
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("n, height, threads", [(1, 24, 2), (1, 23, 2), (2, 9, 8), (3, 5, 8), (1, 3, 2), (4, 9, 2)])
-def test_resampling_in_strips_of_rows_is_one_grid_sample(n, height, threads):
-    """With more threads than images the resampling runs as strips of rows (_sample): the same values, and the
-    same gradient to float rounding, as one F.grid_sample, whether or not the strips divide the height."""
-    from vizlib.feature_visualisation import _sample
-
-    images = torch.rand(n, 3, height + 4, 19, generator=torch.Generator().manual_seed(n), requires_grad=True)
-    theta = torch.tensor([[0.9, 0.3, 0.05], [-0.3, 0.9, -0.1]]).expand(n, 2, 3)
-    grid = F.affine_grid(theta, [n, 3, height, 17], align_corners=False)
-    weights = torch.randn(n, 3, height, 17, generator=torch.Generator().manual_seed(1))
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        out = _sample(images, grid)
-    finally:
-        torch.set_num_threads(before)
-    expected = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    assert torch.equal(out, expected)
-    (grad,) = torch.autograd.grad((out * weights).sum(), images)
-    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), images)
-    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=0)
+    expected = np.pad(image.numpy(), pad.width, constant_values=0.5)
+    side = expected.shape[0] - jitter.shift
+    expected = expected[top:top + side, left:left + side]
+    expected = resample_by_hand(expected, [[1 / factor, 0], [0, 1 / factor]])
+    cos, sin = math.cos(angle), math.sin(angle)
+    expected = resample_by_hand(expected, [[cos, -sin], [sin, cos]])
+    expected = expected[top2:top2 + side - last.shift, left2:left2 + side - last.shift]
+    torch.testing.assert_close(out, torch.from_numpy(expected), atol=1e-5, rtol=0)
 
 
 def test_whole_pixel_shifts_stay_exact_and_a_grey_pad_and_jitters_are_one_cut():

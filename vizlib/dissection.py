@@ -20,12 +20,9 @@ are kept, so memory does not grow with the dataset beyond pass 1's top values (b
   setting); above `max_kept` values per layer, a seeded uniform sample of positions is kept
   instead, and the quantile is exact on that sample (its rank error then has standard deviation
   sqrt(q (1 - q) / n_sampled); the result records n_sampled);
-- pass 2 (`dissect_layers`) counts |region_k AND L_c|, |region_k| and |L_c| per batch. Bilinear
-  weights are non-negative and sum to one, so an upsampled map never exceeds its largest value:
-  only (image, unit) pairs whose coarse map reaches T_k are looked at, and in them only the cells
-  with a corner above T_k are upsampled. Each region pixel is counted once, under the combination
-  of concepts it shows (`Concepts` numbers them), so one layer's pass costs little more than the
-  forward pass itself.
+- pass 2 (`dissect_layers`) counts |region_k AND L_c|, |region_k| and |L_c| per batch, upsampling
+  a few units' maps at a time. Each region pixel is counted once, under the combination of
+  concepts it shows (`Concepts` numbers them): one `bincount` over (unit, combination) per chunk.
 
 Concepts come as Broden does them (Bau et al.'s dataset): per image, one label map per *kind* of
 concept, each pixel carrying at most one concept of each kind (`Concepts`). `course_concepts` builds
@@ -224,25 +221,6 @@ def _quantile_from_top(top, n, quantile):
     return lower + (position - below) * (upper - lower)
 
 
-def _top_values(values, k, stride=16):
-    """values.topk(k, dim=1).values, sorted down: on long rows, first a cheap floor from every stride-th value
-    (its 2k/stride-th largest: about 2k values lie above it), then topk of only the values above it. Where fewer
-    than k do (ties, sparse units), the plain topk."""
-    if values.shape[1] < 8 * k or values.shape[1] < 4 * stride:
-        return values.topk(k, dim=1).values
-    sample = values[:, ::stride]
-    floor = sample.topk(min(sample.shape[1], -(-2 * k // stride)), dim=1).values[:, -1:]
-    above = values > floor
-    counts = above.sum(1)
-    if counts.min() < k:
-        return values.topk(k, dim=1).values
-    unit, position = above.nonzero(as_tuple=True)
-    slot = torch.arange(len(unit), device=unit.device) - (counts.cumsum(0) - counts)[unit]
-    kept = values.new_full((len(values), int(counts.max())), -math.inf)
-    kept[unit, slot] = values[unit, position]
-    return kept.topk(k, dim=1).values
-
-
 class _TopValues:
     """The running top values of every unit of one layer, from a seeded sample of positions (all when they fit)."""
 
@@ -271,37 +249,10 @@ class _TopValues:
             picks = torch.stack([torch.randperm(self.positions, generator=self.generator)[:self.per_image]
                                  for _ in range(len(maps))]).to(maps.device)
             values = values.gather(2, picks[:, None].expand(-1, values.shape[1], -1))
-        if self.top.shape[1] < self.k:
-            merged = torch.cat([self.top, values.transpose(0, 1).flatten(1)], dim=1)
-            self.top = _top_values(merged, min(self.k, merged.shape[1]))
-            self.floor, self.pending = self.top[:, -1], []
-            return
-        # Once k values are kept, only those above a unit's k-th largest can enter: set just them aside, and
-        # merge them when there are about as many as are kept (the k-th largest only rises, so a stale one
-        # lets through more values than needed, never fewer).
-        image, unit, position = (values > self.floor[:, None]).nonzero(as_tuple=True)
-        self.pending.append((unit, values[image, unit, position]))
-        if sum(len(u) for u, _ in self.pending) > self.top.numel():
-            self.merge()
-
-    def merge(self):
-        if not self.pending:
-            return
-        unit, value = (torch.cat(parts) for parts in zip(*self.pending))
-        self.pending = []
-        if len(unit) == 0:
-            return
-        order = torch.argsort(unit, stable=True)
-        unit, value = unit[order], value[order]
-        counts = torch.bincount(unit, minlength=len(self.top))
-        slot = torch.arange(len(unit), device=unit.device) - (counts.cumsum(0) - counts)[unit]
-        entering = value.new_full((len(self.top), int(counts.max())), -math.inf)
-        entering[unit, slot] = value
-        self.top = torch.cat([self.top, entering], dim=1).topk(self.k, dim=1).values
-        self.floor = self.top[:, -1]
+        merged = torch.cat([self.top, values.transpose(0, 1).flatten(1)], dim=1)     # (K, kept + B * positions)
+        self.top = merged.topk(min(self.k, merged.shape[1]), dim=1).values
 
     def thresholds(self):
-        self.merge()
         return _quantile_from_top(self.top, self.n_sampled, self.quantile).float().cpu()
 
 
@@ -389,94 +340,6 @@ class DissectionResult:
         return {kind: len(self.detectors(kind)) for kind in dict.fromkeys(self.kinds)}
 
 
-def _bilinear_axis(n_in, n_out):
-    """Bilinear resizing along one axis, as F.interpolate does it (align_corners=False): for each output
-    position, the lower and upper input positions it reads and the weight of the upper one."""
-    source = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0)
-    lower = source.floor().long().clamp_max(n_in - 1)
-    return lower, (lower + 1).clamp_max(n_in - 1), (source - lower).float()
-
-
-class _Cells:
-    """The upsampled map split into cells. Output pixels between input rows a and a' = min(a + 1, h - 1) and
-    columns b, b' are convex combinations of those four values, so none exceeds their maximum: only cells
-    with a corner above T_k need computing. Along each axis the output positions that share an input
-    position are cut into segments of at most ceil(n_out / n_in), so that cells have (nearly) equal sizes."""
-
-    def __init__(self, map_size, size, device):
-        self.axes, self.segments = [], []
-        for n_in, n_out in zip(map_size, size):
-            lower, _, weight = _bilinear_axis(n_in, n_out)
-            step = -(-n_out // n_in)
-            inputs, members = [], []
-            for a in range(n_in):
-                for chunk in (lower == a).nonzero().flatten().split(step):
-                    inputs.append(a)
-                    members.append(chunk)
-            table = torch.full((len(members), step), -1, dtype=torch.long)   # output positions, -1: padding
-            for i, m in enumerate(members):
-                table[i, :len(m)] = m
-            pad = torch.where(table >= 0, 0.0, -math.inf)                   # keeps padding out of any region
-            inputs = torch.tensor(inputs)
-            self.axes.append((inputs.to(device), table.to(device), weight[table.clamp_min(0)].to(device),
-                              pad.to(device)))
-            # the segments of each input position, padded with len(inputs); an input no output reads has none
-            of_input = [(inputs == a).nonzero().flatten() for a in range(n_in)]
-            segments = torch.full((n_in, max(len(s) for s in of_input)), len(inputs), dtype=torch.long)
-            for a, found in enumerate(of_input):
-                segments[a, :len(found)] = found
-            self.segments.append(segments.to(device))
-        self.size = size
-
-    def hot(self, maps, floor):
-        """(n, 4): (image, unit, row segment, column segment) of every cell with a corner above floor[unit].
-
-        Only (image, unit) pairs whose map reaches above the floor are looked at (deep units: a few percent
-        of them). The cells that start at input position (a, b) have corners (a, b) to (a + 1, b + 1), edges
-        repeated: the largest of those four, taken with shifted slices, says which positions' cells to list."""
-        units, h, w = maps.shape[1:]
-        pair = (maps.amax((2, 3)) > floor).flatten().nonzero().flatten()          # image * units + unit
-        near = maps[pair // units, pair % units]                                  # (n, h, w)
-        near = torch.maximum(near, torch.cat([near[:, 1:], near[:, -1:]], dim=1))
-        near = torch.maximum(near, torch.cat([near[:, :, 1:], near[:, :, -1:]], dim=2))
-        which, a, b = (near > floor[pair % units][:, None, None]).nonzero(as_tuple=True)
-        pair = pair[which]
-        (rows, cols), sentinel = self.segments, (len(self.axes[0][0]), len(self.axes[1][0]))
-        i = rows[a][:, :, None].expand(-1, -1, cols.shape[1])
-        j = cols[b][:, None, :].expand(-1, rows.shape[1], -1)
-        pair = pair[:, None, None].expand_as(i)
-        found = torch.stack([pair // units, pair % units, i, j], dim=-1).flatten(0, 2)
-        return found[(found[:, 2] < sentinel[0]) & (found[:, 3] < sentinel[1])]
-
-    def values(self, maps, cells):
-        """The upsampled values of the given cells (n, 4), (n, r, c), -inf on padding."""
-        image, unit, i, j = cells.T
-        (row_input, row_table, row_weight, row_pad), (col_input, col_table, col_weight, col_pad) = self.axes
-        h, w = maps.shape[2:]
-        # maps as laid out in memory (contiguous or channels-last, as a network leaves them), by their strides
-        image_step, unit_step, row_step, col_step = maps.stride()
-        flat = maps.as_strided((maps.numel(),), (1,), maps.storage_offset())
-        a, b = row_input[i], col_input[j]
-        base = image * image_step + unit * unit_step
-        top, bottom = base + a * row_step, base + (a + 1).clamp_max(h - 1) * row_step
-        left, right = b * col_step, (b + 1).clamp_max(w - 1) * col_step
-        corner = [flat.index_select(0, row + col)[:, None] for row in (top, bottom) for col in (left, right)]
-        wx = col_weight[j]                                                  # (n, c)
-        upper = (corner[0] + wx * (corner[1] - corner[0]) + col_pad[j])[:, None]       # (n, 1, c)
-        lower = (corner[2] + wx * (corner[3] - corner[2]) + col_pad[j])[:, None]
-        return upper + row_weight[i][:, :, None] * (lower - upper) + row_pad[i][:, :, None]
-
-    def pixels(self, cells, cell, r, c):
-        """The output pixel (row * width + column) at position (r, c) of each given cell."""
-        (_, row_table, _, _), (_, col_table, _, _) = self.axes
-        return row_table[cells[cell, 2], r] * self.size[1] + col_table[cells[cell, 3], c]
-
-
-# How far a cell's maximum may sit below T_k while one of its upsampled values, a convex combination rounded
-# in float32, still exceeds it: a few units in the last place.
-_ROUNDING = 8 * torch.finfo(torch.float32).eps
-
-
 class _Tally:
     """|region_k AND concept c| and |region_k| for every unit k of one layer, accumulated batch by batch.
 
@@ -488,33 +351,22 @@ class _Tally:
         self.combination_concepts = combination_concepts.to(device)            # (T, C) 0/1
         self.size, self.device = size, device
         self.counts = torch.zeros(len(thresholds), len(combination_concepts), dtype=torch.long, device=device)
-        self.cells = None
 
-    @staticmethod
-    def _dense(maps):
-        """maps as they are when their memory is one dense block (contiguous or channels-last), else a copy."""
-        dense = maps.is_contiguous() or maps.is_contiguous(memory_format=torch.channels_last)
-        return maps if dense else maps.contiguous()
+    def add(self, maps, pixel_combinations, chunk=2**24):
+        """maps (B, K, h, w); pixel_combinations (B, P): each mask pixel's combination of concepts.
 
-    def add(self, maps, pixel_combinations, chunk=2**22):
-        """maps (B, K, h, w); pixel_combinations (B, P): each mask pixel's combination of concepts."""
-        if self.cells is None:
-            self.cells = _Cells(maps.shape[-2:], self.size, self.device)
-        maps = self._dense(maps)
-        thresholds, units, combinations = self.thresholds, len(self.thresholds), len(self.combination_concepts)
-        floor = thresholds - _ROUNDING * thresholds.abs()
-        hot = self.cells.hot(maps, floor)
-        per_cell = self.cells.axes[0][1].shape[1] * self.cells.axes[1][1].shape[1]
-        pixels = pixel_combinations.shape[1]
-        shown = pixel_combinations.flatten()                                    # (B*P,)
-        for cells in hot.split(max(1, chunk // per_cell)):
-            values = self.cells.values(maps, cells)                             # (n, r, c)
-            image, unit = cells[:, 0], cells[:, 1]
+        The maps are upsampled a few units at a time, at most `chunk` values at once, so that memory
+        stays bounded whatever the layer's width."""
+        units, combinations = len(self.thresholds), len(self.combination_concepts)
+        step = max(1, chunk // (len(maps) * self.size[0] * self.size[1]))
+        for first in range(0, units, step):
+            upsampled = F.interpolate(maps[:, first:first + step], size=self.size, mode="bilinear",
+                                      align_corners=False).flatten(2)                    # (B, k, P)
             # BEGIN SOLUTION
-            cell, r, c = (values > thresholds[unit, None, None]).nonzero(as_tuple=True)   # each pixel of a region
-            owner, pixel = unit[cell], self.cells.pixels(cells, cell, r, c)
-            combination = shown.index_select(0, image[cell] * pixels + pixel).long()      # the concepts it shows
-            pair = owner * combinations + combination
+            region = upsampled > self.thresholds[first:first + step, None]             # each unit's region
+            image, unit, pixel = region.nonzero(as_tuple=True)
+            combination = pixel_combinations[image, pixel].long()                      # the concepts it shows
+            pair = (first + unit) * combinations + combination
             self.counts += torch.bincount(pair, minlength=units * combinations).view(units, combinations)
             # END SOLUTION
 

@@ -209,8 +209,6 @@ class FeatureImage(nn.Module):
 # Each transformation is called as t(images, generator) and draws its randomness from the
 # generator, once per batch. `output_size(size)` gives the side it returns for a `size`-px image.
 
-_IDENTITY = torch.eye(2, dtype=torch.float64)
-
 
 def _rotation(degrees):
     angle = math.radians(degrees)
@@ -221,55 +219,19 @@ def _rotation(degrees):
 
 
 def _magnification(factor):
-    return _IDENTITY / factor
-
-
-def _about_centre(matrix, height, width):
-    """A same-size map through `matrix` about the image's centre c: input = matrix @ (output - c) + c."""
-    centre = torch.tensor([width / 2, height / 2], dtype=torch.float64)
-    return matrix, centre - matrix @ centre, (height, width)
-
-
-def _resample(images, matrix, offset, size, fill=GREY):
-    """The (height, width) = `size` image whose pixel at position p (x, y from the top-left corner, pixel
-    centres at i + 0.5) shows the input at matrix @ p + offset, bilinear; outside the input: `fill`.
-    A whole-pixel shift is cut and padded exactly, without interpolating."""
-    height, width = size
-    in_height, in_width = images.shape[-2:]
-    if torch.equal(matrix, _IDENTITY) and torch.equal(offset, offset.round()):
-        left, top = (int(v) for v in offset)
-        return F.pad(images, (-left, width - in_width + left, -top, height - in_height + top), value=fill)
-    # affine_grid's positions run from -1 to 1 across the output; grid_sample's across the input
-    to_output = torch.diag(torch.tensor([width / 2, height / 2], dtype=torch.float64))
-    from_input = torch.diag(torch.tensor([2 / in_width, 2 / in_height], dtype=torch.float64))
-    linear = from_input @ matrix @ to_output
-    shift = from_input @ (matrix @ to_output @ torch.ones(2, dtype=torch.float64) + offset) - 1
-    theta = torch.cat([linear, shift[:, None]], 1).to(images.device, images.dtype).expand(len(images), 2, 3)
-    grid = F.affine_grid(theta, [len(images), images.shape[1], height, width], align_corners=False)
-    return _sample(images - fill, grid) + fill
-
-
-def _sample(images, grid):
-    """F.grid_sample(images, grid), bilinear, zeros outside. On a CPU with more threads than images the output
-    is cut into strips of rows, sampled as one batch: torch's CPU kernels share only the batch among threads."""
-    n, channels = images.shape[:2]
-    height, width = grid.shape[1:3]
-    strips = torch.get_num_threads() // n if images.device.type == "cpu" else 1
-    if strips < 2 or height < 2 * strips:
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    rows = -(-height // strips)
-    if rows * strips > height:                                          # whole strips: repeat the last row
-        grid = torch.cat([grid, grid[:, -1:].expand(n, rows * strips - height, width, 2)], dim=1)
-    copies = images[:, None].expand(n, strips, *images.shape[1:]).flatten(0, 1)
-    sampled = F.grid_sample(copies, grid.reshape(n * strips, rows, width, 2), mode="bilinear", padding_mode="zeros",
-                            align_corners=False)
-    return sampled.view(n, strips, channels, rows, width).transpose(1, 2).flatten(2, 3)[:, :, :height]
+    return torch.eye(2, dtype=torch.float64) / factor
 
 
 def _affine(images, matrix, fill):
     """Resample `images` so that output position p shows input position matrix @ p (pixel units about the
     centre, bilinear); what comes from outside the image is `fill`."""
-    return _resample(images, *_about_centre(matrix, *images.shape[-2:]), fill)
+    n, channels, height, width = images.shape
+    # affine_grid reads positions from -1 to 1 across the image: the same map in those units
+    half = torch.diag(torch.tensor([width / 2, height / 2], dtype=torch.float64))
+    linear = torch.linalg.inv(half) @ matrix @ half
+    theta = torch.cat([linear, torch.zeros(2, 1, dtype=torch.float64)], 1).to(images.device, images.dtype)
+    grid = F.affine_grid(theta.expand(n, 2, 3), [n, channels, height, width], align_corners=False)
+    return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
 
 
 def rotate(images, degrees, fill=GREY):
@@ -299,13 +261,6 @@ class Pad:
     def __call__(self, images, generator=None):
         return F.pad(images, (self.width,) * 4, value=self.value)
 
-    def coordinates(self, height, width, generator=None):
-        """Where each output position reads its input (see `Chain`), or None where the pad is not grey."""
-        if self.value != GREY:
-            return None
-        return _IDENTITY, torch.tensor([-self.width, -self.width], dtype=torch.float64), (
-            height + 2 * self.width, width + 2 * self.width)
-
     def output_size(self, size):
         return size + 2 * self.width
 
@@ -321,37 +276,17 @@ class Jitter:
 
     def __call__(self, images, generator=None):
         height, width = images.shape[-2:]
-        top, left = self._draw(height, width, generator)
-        return images[..., top:top + height - self.shift, left:left + width - self.shift]
-
-    def _draw(self, height, width, generator):
         if self.shift >= min(height, width):
             raise ValueError(f"jitter of {self.shift} px does not fit in a {height}x{width} image")
-        return torch.randint(self.shift + 1, (2,), generator=generator).tolist()
-
-    def coordinates(self, height, width, generator=None):
-        top, left = self._draw(height, width, generator)
-        return _IDENTITY, torch.tensor([left, top], dtype=torch.float64), (height - self.shift, width - self.shift)
+        top, left = torch.randint(self.shift + 1, (2,), generator=generator).tolist()
+        return images[..., top:top + height - self.shift, left:left + width - self.shift]
 
     def output_size(self, size):
         return size - self.shift
 
 
-class _AboutCentre:
-    """A same-size transformation through a random 2x2 `matrix(generator)` about the image's centre."""
-
-    def __call__(self, images, generator=None):
-        return _affine(images, self.matrix(generator), GREY)
-
-    def coordinates(self, height, width, generator=None):
-        return _about_centre(self.matrix(generator), height, width)
-
-    def output_size(self, size):
-        return size
-
-
 @dataclass(frozen=True)
-class RandomScale(_AboutCentre):
+class RandomScale:
     """Magnify about the centre by a factor drawn from `factors` (Lucid: 0.90, 0.91, ..., 1.10); same size."""
 
     factors: tuple
@@ -361,13 +296,15 @@ class RandomScale(_AboutCentre):
         if not self.factors or min(self.factors) <= 0:
             raise ValueError(f"scale factors must be positive numbers, got {self.factors}")
 
-    def matrix(self, generator=None):
-        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
-        return _magnification(_choose(self.factors, generator))
+    def __call__(self, images, generator=None):
+        return rescale(images, _choose(self.factors, generator))
+
+    def output_size(self, size):
+        return size
 
 
 @dataclass(frozen=True)
-class RandomRotate(_AboutCentre):
+class RandomRotate:
     """Rotate about the centre by an angle drawn from `degrees` (Lucid: -10, -9, ..., 10); same size."""
 
     degrees: tuple
@@ -380,23 +317,17 @@ class RandomRotate(_AboutCentre):
             raise ValueError(f"rotation angles must lie in [-180, 180] degrees, got a range up to "
                              f"{max(abs(d) for d in self.degrees):g}: beyond 180 a turn repeats a smaller one")
 
-    def matrix(self, generator=None):
-        """The 2x2 matrix of one random draw (what `_affine` reads the input through)."""
-        return _rotation(_choose(self.degrees, generator))
+    def __call__(self, images, generator=None):
+        return rotate(images, _choose(self.degrees, generator))
+
+    def output_size(self, size):
+        return size
 
 
 @dataclass(frozen=True)
 class Chain:
-    """Transformations applied in order; `Chain(())` changes nothing.
-
-    Pads with grey, jitters, scalings and rotations (anything with `coordinates`) each say where an
-    output position reads its input: an affine map. Consecutive ones are drawn in order and composed,
-    then applied as one resampling of the chain's input straight to the size the last one returns:
-    one interpolation, no intermediate images, and pure whole-pixel shifts stay exact. What a jitter
-    cut off may come back into view at a corner a later rotation turns in, where steps applied one by
-    one would show grey; with pads at least as wide as the jitters after them (Lucid's chain) the
-    two agree.
-    """
+    """Transformations applied in order, each drawing its randomness from the generator; `Chain(())`
+    changes nothing."""
 
     transforms: tuple
 
@@ -408,21 +339,9 @@ class Chain:
                                 f"got {t!r}")
 
     def __call__(self, images, generator=None):
-        pending = None      # (matrix, offset, size): the composed map of the transformations not yet applied
         for transform in self.transforms:
-            size = images.shape[-2:] if pending is None else pending[2]
-            step = transform.coordinates(*size, generator) if hasattr(transform, "coordinates") else None
-            if step is None:
-                if pending is not None:
-                    images, pending = _resample(images, *pending), None
-                images = transform(images, generator)
-            elif pending is None:
-                pending = step
-            else:
-                # input = A @ (B @ output + b) + a: the earlier map reads through the later one
-                (a_matrix, a_offset, _), (b_matrix, b_offset, size) = pending, step
-                pending = (a_matrix @ b_matrix, a_matrix @ b_offset + a_offset, size)
-        return images if pending is None else _resample(images, *pending)
+            images = transform(images, generator)
+        return images
 
     def output_size(self, size):
         for transform in self.transforms:
