@@ -4,8 +4,8 @@ Reference: bare forward and backward passes of 224-px photographs to their pixel
 score's gradient), the least any step of an image optimisation must do; one image, and a batch
 of four. Candidate: `visualise` with a class objective and every default, drawing as many
 images: a Fourier spectrum scaled by 1/f, decorrelated colour and a sigmoid, Lucid's
-transformation chain (pad, jitter, scale, rotate, jitter, then a cut to the model's 224 px: one
-resampling), the Adam update and the set-up of the loop. Both on randomly initialised
+transformation chain (pad, jitter, scale, rotate, jitter, then a cut to the model's 224 px, each
+applied in turn), the Adam update and the set-up of the loop. Both on randomly initialised
 SqueezeNet 1.1, the same number of steps.
 """
 

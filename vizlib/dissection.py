@@ -20,9 +20,11 @@ are kept, so memory does not grow with the dataset beyond pass 1's top values (b
   setting); above `max_kept` values per layer, a seeded uniform sample of positions is kept
   instead, and the quantile is exact on that sample (its rank error then has standard deviation
   sqrt(q (1 - q) / n_sampled); the result records n_sampled);
-- pass 2 (`dissect_layers`) counts |region_k AND L_c|, |region_k| and |L_c| per batch, upsampling
-  a few units' maps at a time. Each region pixel is counted once, under the combination of
-  concepts it shows (`Concepts` numbers them): one `bincount` over (unit, combination) per chunk.
+- pass 2 (`dissect_layers`) counts |region_k AND L_c|, |region_k| and |L_c| per batch. Bilinear
+  weights are non-negative and sum to one, so an upsampled map never exceeds its largest value:
+  only the maps that reach T_k are upsampled. Each region pixel is counted once, under the
+  combination of concepts it shows (`Concepts` numbers them): one `bincount` over
+  (unit, combination) per chunk.
 
 Concepts come as Broden does them (Bau et al.'s dataset): per image, one label map per *kind* of
 concept, each pixel carrying at most one concept of each kind (`Concepts`). `course_concepts` builds
@@ -340,6 +342,11 @@ class DissectionResult:
         return {kind: len(self.detectors(kind)) for kind in dict.fromkeys(self.kinds)}
 
 
+# How far a map's maximum may sit below T_k while one of its upsampled values, a convex combination rounded
+# in float32, still exceeds it: a few units in the last place.
+_ROUNDING = 8 * torch.finfo(torch.float32).eps
+
+
 class _Tally:
     """|region_k AND concept c| and |region_k| for every unit k of one layer, accumulated batch by batch.
 
@@ -355,18 +362,21 @@ class _Tally:
     def add(self, maps, pixel_combinations, chunk=2**24):
         """maps (B, K, h, w); pixel_combinations (B, P): each mask pixel's combination of concepts.
 
-        The maps are upsampled a few units at a time, at most `chunk` values at once, so that memory
-        stays bounded whatever the layer's width."""
+        A bilinear upsampling never exceeds its map's largest value, so only the maps that reach T_k
+        (a few percent of a deep layer's) can have a region: just those are upsampled, at most `chunk`
+        values at once, so that memory stays bounded whatever the layer's width."""
         units, combinations = len(self.thresholds), len(self.combination_concepts)
-        step = max(1, chunk // (len(maps) * self.size[0] * self.size[1]))
-        for first in range(0, units, step):
-            upsampled = F.interpolate(maps[:, first:first + step], size=self.size, mode="bilinear",
-                                      align_corners=False).flatten(2)                    # (B, k, P)
+        floor = self.thresholds - _ROUNDING * self.thresholds.abs()
+        image, unit = (maps.amax((2, 3)) > floor).nonzero(as_tuple=True)               # the maps that may
+        step = max(1, chunk // (self.size[0] * self.size[1]))
+        for first in range(0, len(image), step):
+            i, k = image[first:first + step], unit[first:first + step]
+            upsampled = F.interpolate(maps[i, k][:, None], size=self.size, mode="bilinear",
+                                      align_corners=False).flatten(1)                     # (n, P)
             # BEGIN SOLUTION
-            region = upsampled > self.thresholds[first:first + step, None]             # each unit's region
-            image, unit, pixel = region.nonzero(as_tuple=True)
-            combination = pixel_combinations[image, pixel].long()                      # the concepts it shows
-            pair = (first + unit) * combinations + combination
+            which, pixel = (upsampled > self.thresholds[k, None]).nonzero(as_tuple=True)   # each region pixel
+            combination = pixel_combinations[i[which], pixel].long()                        # the concepts it shows
+            pair = k[which] * combinations + combination
             self.counts += torch.bincount(pair, minlength=units * combinations).view(units, combinations)
             # END SOLUTION
 
