@@ -5,6 +5,7 @@ Oracles (where each homework region's expected values come from):
   through one plain SGD step.
 - objective() inside unit_objective(): finite differences of the channel mean or the neuron, read from the
   convolution run directly rather than through hooks.
+- unit_values(): the same finite differences (the objective reads it), and maps written by hand.
 """
 
 
@@ -16,7 +17,8 @@ from torch import nn
 from model_state import assert_unchanged, fingerprint
 from vizlib.gradient_ascent import (
     AscentSettings, class_visualisation, clip_small_contributions, clip_small_values, default_layer,
-    high_frequency_share, settings_for, shift_rescale, start_image, transform_robustness, unit_visualisation,
+    high_frequency_share, settings_for, shift_rescale, start_image, transform_robustness, unit_values,
+    unit_visualisation,
 )
 from vizlib.images import GREY
 from vizlib.models import random_imagenet_model
@@ -320,3 +322,11 @@ def test_a_zero_gradient_in_a_normalised_step_is_a_clear_error():
         settings = AscentSettings(steps=2, lr=0.1, optimizer="normalised")
         class_visualisation(model, [0], settings=settings, show_progress=False)
     assert_unchanged(model, before)
+
+
+def test_unit_values_of_maps_written_by_hand():
+    maps = torch.tensor([[[1.0, 2.0], [3.0, 6.0]], [[0.0, 0.0], [4.0, 8.0]]])       # (2, 2, 2)
+    assert torch.equal(unit_values(maps), torch.tensor([3.0, 3.0]))                  # means over positions
+    assert torch.equal(unit_values(maps, (1, 0)), torch.tensor([3.0, 4.0]))           # row 1, column 0
+    flat = torch.tensor([5.0, -1.0])
+    assert torch.equal(unit_values(flat), flat)                                       # a linear layer's units

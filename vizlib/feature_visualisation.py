@@ -32,7 +32,7 @@ from torch import nn
 from vizlib.arguments import check_classes
 from vizlib.config import fast_or
 from vizlib.counts import check_int_in_range, check_positive, check_positive_int
-from vizlib.gradient_ascent import check_unit
+from vizlib.gradient_ascent import check_unit, unit_values
 from vizlib.gram_texture import gram_matrix
 from vizlib.hooks import capture_activations, layer_features, output_shapes
 from vizlib.images import GREY, check_images, load_sample_image
@@ -431,8 +431,7 @@ def channel(layer, channels):
     indices, batch = _per_image(channels)
 
     def value(acts):
-        maps = _pick(acts[layer], indices)
-        return maps.flatten(1).mean(1).mean() if maps.dim() > 1 else maps.mean()
+        return unit_values(_pick(acts[layer], indices)).mean()
 
     return Objective(value, layers=[layer], batch=batch, name=f"channel {layer}:{indices.tolist()}",
                      checks=[lambda model, size: check_unit(model, layer, indices, image_size=size)])
@@ -447,8 +446,7 @@ def neuron(layer, channels, position=None):
 
     def value(acts):
         maps = _pick(acts[layer], indices)
-        row, col = where(maps.shape)
-        return maps[:, row, col].mean()
+        return unit_values(maps, where(maps.shape)).mean()
 
     def check(model, size):
         name, _ = check_unit(model, layer, indices, image_size=size)   # the map's shape, for the centre

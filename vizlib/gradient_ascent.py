@@ -208,6 +208,18 @@ def check_unit(model, layer, channels, position=None, *, image_size=None):
     return name, channels
 
 
+def unit_values(maps, position=None):
+    """Each image's value of its unit, (N,): the mean of a channel's map (N, h, w) over positions, its value
+    at `position` (row, col), or a flat layer's value (N,) as it is. Notebook 18's objectives read it too."""
+    # BEGIN SOLUTION
+    if maps.dim() == 1:
+        return maps
+    if position is None:
+        return maps.flatten(1).mean(1)
+    return maps[:, position[0], position[1]]
+    # END SOLUTION
+
+
 def unit_objective(model, layer, channels, *, position=None, l2=0.0):
     """The loss to minimise for channel visualisation (mean over positions) or one neuron (`position`).
 
@@ -217,14 +229,8 @@ def unit_objective(model, layer, channels, *, position=None, l2=0.0):
         output = forward_to(model, images, layer)         # the layers after it never run
         maps = output[torch.arange(len(images)), channels.to(images.device)]  # (N, h, w) or (N,)
         # BEGIN SOLUTION
-        if maps.dim() == 1:
-            values = maps
-        elif position is None:
-            values = maps.flatten(1).mean(1)
-        else:
-            values = maps[:, position[0], position[1]]
         penalty = (images - GREY).pow(2).flatten(1).sum(1)
-        return -(values - l2 * penalty).sum()
+        return -(unit_values(maps, position) - l2 * penalty).sum()
         # END SOLUTION
 
     return objective
