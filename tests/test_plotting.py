@@ -103,6 +103,23 @@ def test_live_figure_redraws_on_every_change_and_leaves_no_figure_open():
         live_figure(draw)
 
 
+def test_live_figure_stops_a_draw_that_never_settles():
+    import ipywidgets
+
+    counter = ipywidgets.IntSlider(0, 0, 1000)
+    calls = []
+
+    def draw(count):                     # moves its own control on every call: it would redraw forever
+        calls.append(count)
+        counter.value = count + 1
+        return plt.figure(figsize=(1, 1))
+
+    open_before = plt.get_fignums()
+    with pytest.raises(RuntimeError, match="draw changed the controls on each of 3 passes"):
+        live_figure(draw, count=counter)
+    assert calls == [0, 1, 2] and plt.get_fignums() == open_before
+
+
 def test_live_figure_settles_when_draw_changes_a_control():
     import ipywidgets
 

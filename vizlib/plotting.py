@@ -97,12 +97,16 @@ def png_size(png):
     return struct.unpack(">II", png[16:24])
 
 
+SETTLE_PASSES = 3   # live_figure: draws in a row that may still change the controls
+
+
 def live_figure(draw, **controls):
     """Widgets above a picture that `draw(**their values)` redraws whenever one of them changes.
 
     `draw` returns a matplotlib figure; it is drawn once at once. `draw` may itself
     change a control (say, the range of one slider when another control moves): the
-    picture is then drawn again, once, with the values it settled on. The picture is an
+    picture is then drawn again with the values it settled on. A `draw` that changes the
+    controls on every call never settles: after a few passes that is a clear error. The picture is an
     ipywidgets.Image holding the finished PNG, rather than output captured while the
     cell runs, which can stall headless notebook runners. The picture is laid out at the
     PNG's own pixel width (narrower only where the page is), as a plain figure output is:
@@ -124,8 +128,7 @@ def live_figure(draw, **controls):
             return
         drawing.append(True)
         try:
-            drawn = None
-            while drawn != values():
+            for _ in range(SETTLE_PASSES):
                 drawn = values()
                 fig = draw(**drawn)
                 try:
@@ -134,6 +137,10 @@ def live_figure(draw, **controls):
                     plt.close(fig)
                 picture.layout.width = f"{png_size(png)[0]}px"
                 picture.value = png
+                if values() == drawn:
+                    return
+            raise RuntimeError(f"draw changed the controls on each of {SETTLE_PASSES} passes (now {values()}): it "
+                               "must settle on values that it leaves as they are")
         finally:
             drawing.clear()
 
