@@ -375,3 +375,14 @@ def test_zero_gradient_is_a_clear_error_not_nan(images):
     with pytest.raises(ValueError, match="gradient is exactly zero"):
         fooling_image(model, images, 1, show_progress=False)
     assert_unchanged(model, before)
+
+
+def test_attack_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    from vizlib.adversarial import attack_explorer
+    from vizlib.course_data import make_shapes
+
+    images = make_shapes(2, "held_out", seed=3).images
+    moved = drive(attack_explorer(course, images, max_epsilon=8), course)
+    assert set(moved) == {"image", "attack", "epsilon x255"}

@@ -151,3 +151,13 @@ def test_feature_map_layers_lists_the_convolutional_part(course):
     layers = feature_map_layers(course)
     assert "features.relu5" in layers and "classifier.pool" in layers
     assert not {"classifier.flatten", "classifier.fc1", "classifier.fc2"} & set(layers)
+
+
+def test_cam_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    from vizlib.cam import cam_explorer
+
+    images = make_shapes(2, "held_out", seed=3).images
+    moved = drive(cam_explorer(course, images, ["features.relu3", "features.relu5"]), course)
+    assert set(moved) == {"image", "layer", "explain"} and moved["explain"] == [2, 3, 5]

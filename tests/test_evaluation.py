@@ -113,3 +113,16 @@ def test_bad_input_is_a_clear_error_and_leaves_the_model_as_found(course, shapes
     with pytest.raises(ValueError, match=r"maps must be finite, got 1 NaN or infinite value\(s\)"):
         perturbation_curves(course, images, holed, labels)
     assert_unchanged(course, before)
+
+
+def test_deletion_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    from vizlib.evaluation import deletion_explorer
+
+    images, labels, _ = make_shapes(2, "held_out", seed=3)
+    maps = {"saliency": saliency(course, images, labels), "random": random_maps(2, 64, 64, seed=1)}
+    moved = drive(deletion_explorer(course, images, maps, labels, steps=8, show_progress=False), course)
+    assert set(moved) == {"image", "order", "game", "step"}
+    with pytest.raises(TypeError, match="maps must be a dict"):
+        deletion_explorer(course, images, maps["random"], labels)

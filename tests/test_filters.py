@@ -18,6 +18,7 @@ from torchvision.utils import make_grid
 
 from model_state import assert_unchanged, fingerprint
 from vizlib import filters
+from vizlib.course_data import make_shapes
 from vizlib.models import random_imagenet_model
 
 matplotlib.use("Agg")
@@ -284,3 +285,11 @@ def test_pictures_are_figures(course):
     plt.close(fig2)
     with pytest.raises(ValueError, match="got 1 titles for 2"):
         filters.show_grids([weights[0], weights[1]], titles=["one"])
+
+
+def test_filter_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    images = make_shapes(3, "held_out", seed=2).images
+    moved = drive(filters.filter_explorer(course, images), course)
+    assert set(moved) == {"image", "weights"}

@@ -271,3 +271,13 @@ def test_window_starts_checks_its_arguments():
         window_starts(11, 4, 0)
     with pytest.raises(ValueError, match="between 1 and the image height 11"):
         window_starts(11, 12, 3)
+
+
+def test_occlusion_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    from vizlib.occlusion import occlusion_explorer
+
+    images = make_shapes(2, "held_out", seed=3).images
+    moved = drive(occlusion_explorer(course, images, show_progress=False), course)
+    assert set(moved) == {"image", "window", "stride"} and moved["window"] == [4, 8, 16]

@@ -231,7 +231,7 @@ def test_pictures_and_the_picker_draw_headless(course):
     assert len(fig.axes) == 8
     plt.close("all")
     picker = patches.patch_picker(course, images, tops)
-    (layer_box, channel_box), picture = picker.children[0].children, picker.children[1]
+    (layer_box, channel_box), picture = picker.children[0].children, picker.children[-1]
 
     def expected(layer, channel):  # the picture the picker should show, drawn directly
         top = tops[0] if layer == "features.relu2" else tops[1]

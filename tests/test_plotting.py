@@ -103,6 +103,31 @@ def test_live_figure_redraws_on_every_change_and_leaves_no_figure_open():
         live_figure(draw)
 
 
+def test_live_figure_shows_a_failed_redraw_as_a_message_and_keeps_the_last_picture():
+    import ipywidgets
+
+    weight = ipywidgets.IntSlider(1, 0, 5)
+
+    def draw(weight):
+        if weight == 3:
+            raise ValueError("weight 3 is not allowed here")
+        fig = plt.figure(figsize=(1, 1))
+        fig.suptitle(str(weight))
+        return fig
+
+    panel = live_figure(draw, weight=weight)
+    message, picture = panel.children[-2], panel.children[-1]
+    good = picture.value
+    weight.value = 3                                     # no traceback: the message says why, the picture stays
+    assert "ValueError: weight 3 is not allowed here" in message.value and picture.value == good
+    weight.value = 4                                     # the next good value draws and clears the message
+    assert message.value == "" and picture.value != good
+    weight.value = 99                                    # set from code beyond the range: the slider clamps it
+    assert weight.value == 5 and message.value == ""
+    with pytest.raises(ValueError, match="weight 3"):    # the first picture's error goes to the cell that builds it
+        live_figure(draw, weight=ipywidgets.IntSlider(3, 0, 5))
+
+
 def test_live_figure_stops_a_draw_that_never_settles():
     import ipywidgets
 

@@ -258,3 +258,13 @@ def test_show_maps_draws_one_row_per_map(shapes):
         plt.close(fig)
     with pytest.raises(ValueError, match="2 maps for 3 images"):
         show_maps(images[:3], {"a": torch.rand(2, 64, 64)})
+
+
+def test_saliency_explorer_moves_with_every_control(course):
+    from explorer_drive import drive
+
+    from vizlib.saliency import saliency_explorer
+
+    images = make_shapes(2, "held_out", seed=3).images
+    moved = drive(saliency_explorer(course, images, max_samples=6), course)
+    assert set(moved) == {"image", "method", "noise level", "samples"}

@@ -246,3 +246,38 @@ def show_attack(model, images, adversarial, *, magnify=None, size=2.2, suptitle=
         fig.suptitle(suptitle, fontsize=FONT_SIZE + 2)
     fig.tight_layout()
     return fig
+
+
+@checks_inputs("images")
+def attack_explorer(model, images, classes=None, *, max_epsilon=16, titles=None):
+    """A live explorer for a lecture: one image attacked with a budget of epsilon / 255 per colour value
+    (0 to `max_epsilon`), by FGSM, PGD (10 steps) or random sign noise of the same size, drawn as original |
+    perturbation | adversarial with the model's class and probability. Each change costs one attack on
+    one image. Returns the `vizlib.plotting.live_figure` panel.
+    """
+    import ipywidgets
+
+    from vizlib.plotting import live_figure
+
+    max_epsilon = check_positive_int(max_epsilon, "max_epsilon")
+    classes = resolve_classes(model, images, classes)
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    attack = ipywidgets.ToggleButtons(options=["random sign noise", "FGSM", "PGD"], value="PGD", description="attack")
+    budget = ipywidgets.IntSlider(value=min(4, max_epsilon), min=0, max=max_epsilon, description="epsilon x255",
+                                  continuous_update=False)
+
+    def draw(image, attack, epsilon):
+        one, target = images[image:image + 1], classes[image:image + 1]
+        if epsilon == 0:
+            adversarial = one
+        elif attack == "FGSM":
+            adversarial = fgsm(model, one, target, epsilon=epsilon / 255)
+        elif attack == "PGD":
+            adversarial = pgd(model, one, target, epsilon=epsilon / 255, show_progress=False)
+        else:
+            adversarial = random_sign_noise(one, epsilon / 255, seed=image)
+        return show_attack(model, one, adversarial, magnify=127.5 / max(epsilon, 1),
+                           suptitle=f"{attack}, epsilon {epsilon}/255")
+
+    return live_figure(draw, image=image, attack=attack, epsilon=budget)

@@ -216,3 +216,38 @@ def cam_network(model, images, labels, *, layer="features.relu5", steps=200, wei
                          std=model.std.flatten().tolist())
     cam_model.trained = getattr(model, "trained", True)     # a trunk of random weights stays random
     return freeze(cam_model.to(model.device))
+
+
+@checks_inputs("images")
+def cam_explorer(model, images, layers=None, *, titles=None):
+    """A live explorer for a lecture: one image's Grad-CAM at a chosen layer, for its most likely class or
+    the 2nd, 3rd or 5th (what does the network see for the runner-up?). `layers` defaults to the last six
+    layers whose output is a feature map larger than 1 x 1. Each change costs one forward and one backward pass.
+    Returns the `vizlib.plotting.live_figure` panel.
+    """
+    import ipywidgets
+
+    from vizlib.plotting import live_figure
+    from vizlib.saliency import show_maps
+
+    if layers is None:
+        layers = [name for name, shape in output_shapes(model).items() if len(shape) == 4 and shape[-1] > 1][-6:]
+    else:
+        layers = [get_layer(model, layer)[0] for layer in layers]
+    if not layers:
+        raise ValueError("no layer to explore: give at least one layer whose output is a feature map")
+    with torch.no_grad():
+        ranked = model(images.to(model.device)).softmax(1).cpu().topk(min(5, len(model.class_names)), dim=1)
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    layer = ipywidgets.Dropdown(options=layers, value=layers[-1], description="layer")
+    ranks = [r for r in (1, 2, 3, 5) if r <= ranked.indices.shape[1]]
+    rank = ipywidgets.ToggleButtons(options=[(f"class #{r}", r) for r in ranks], value=1, description="explain")
+
+    def draw(image, layer, rank):
+        target = int(ranked.indices[image, rank - 1])
+        maps = grad_cam(model, images[image:image + 1], layer, target)
+        label = f"{model.class_names[target]} ({ranked.values[image, rank - 1]:.0%}), {layer}"
+        return show_maps(images[image:image + 1], {label: maps}, titles=[names[image]], size=3.6, across=True)
+
+    return live_figure(draw, image=image, layer=layer, rank=rank)

@@ -179,3 +179,59 @@ def score_methods(model, images, methods, classes=None, *, masks=None, baselines
         maps[name] = as_map(method(model, images, classes), len(images), images.shape[-2:])
     return score_maps(model, images, {**maps, **(baselines or {})}, classes, masks=masks, steps=steps,
                       batch_size=batch_size)
+
+
+@checks_inputs("images")
+def deletion_explorer(model, images, maps, classes=None, *, steps=16, titles=None, show_progress=None):
+    """A live explorer for a lecture: scrub through the deletion (or insertion) game. For one image and one
+    method of `maps` ({name: maps or attributions}), the image as it is after k of `steps` steps beside every
+    method's curve of the class probability, the chosen one marked at step k.
+
+    The curves are computed once, here (every method, both games: a progress bar); moving a control only
+    redraws. Returns the `vizlib.plotting.live_figure` panel.
+    """
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    from vizlib.plotting import live_figure
+
+    if not isinstance(maps, Mapping) or not maps:
+        raise TypeError(f"maps must be a dict {{name: maps (N, H, W)}}, got {type(maps).__name__}")
+    n, _, height, width = images.shape
+    _check_steps(steps, height * width)
+    classes = resolve_classes(model, images, classes)
+    read = {name: as_map(m, n, (height, width)) for name, m in maps.items()}
+    curves = {(name, mode): perturbation_curves(model, images, m, classes, mode=mode, steps=steps,
+                                                show_progress=show_progress).cpu()
+              for name, m in read.items() for mode in ("deletion", "insertion")}
+    per_step = math.ceil(height * width / steps)
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(n)]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    method = ipywidgets.Dropdown(options=list(read), value=next(iter(read)), description="order")
+    game = ipywidgets.ToggleButtons(options=["deletion", "insertion"], value="deletion", description="game")
+    step = ipywidgets.IntSlider(value=steps // 4, min=0, max=steps, description="step", continuous_update=True)
+
+    def draw(image, method, game, step):
+        one = images[image:image + 1].detach()
+        start, end = (one, torch.full_like(one, FILL)) if game == "deletion" else (blurred(one), one)
+        changed = pixel_ranks(read[method][image:image + 1]).view(1, 1, height, width).to(one.device) < step * per_step
+        shown = torch.where(changed, end, start)[0]        # as perturbation_curves builds step `step`
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.5, 3.6), gridspec_kw={"width_ratios": [1, 1.5]})
+        left.imshow(shown.permute(1, 2, 0).cpu().clamp(0, 1).numpy(), interpolation="nearest")
+        left.set_title(f"{names[image]}: {min(step * per_step, height * width) / (height * width):.0%} "
+                       f"{'deleted' if game == 'deletion' else 'inserted'}")
+        left.axis("off")
+        fractions = torch.linspace(0, 1, steps + 1)
+        for name in read:
+            curve = curves[name, game][image]
+            right.plot(fractions, curve, "-" if name == method else ":", lw=2.5 if name == method else 1.2,
+                       label=f"{name} (AUC {area_under_curve(curve[None])[0]:.2f})")
+        right.plot([fractions[step]], [curves[method, game][image, step]], "o", color="black")
+        right.set_xlabel(f"fraction of pixels {'deleted' if game == 'deletion' else 'inserted'}")
+        right.set_ylabel(f"p({model.class_names[int(classes[image])]})")
+        right.set_ylim(-0.02, 1.02)
+        right.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    return live_figure(draw, image=image, method=method, game=game, step=step)

@@ -309,3 +309,28 @@ def show_spectra(weights_list, titles=None, *, cutoff=0.25, size=4.5):
             ax.set_title(titles[i], fontsize=14)
     fig.colorbar(image, ax=list(axes[0]), fraction=0.03, label="share of a filter's energy")
     return fig
+
+
+@checks_inputs("images")
+def filter_explorer(model, images, layer=None, *, titles=None):
+    """A live explorer for a lecture: the first layer's filters and their responses to one image, for the
+    trained network and for the same architecture at random initialisation (`untrained_like`). The
+    responses of both networks to every image are computed once, here; a change only redraws.
+    Returns the `vizlib.plotting.live_figure` panel.
+    """
+    import ipywidgets
+
+    from vizlib.plotting import live_figure
+
+    networks = {"trained": model, "random initialisation": untrained_like(model)}
+    weights = {name: filter_weights(net, layer) for name, net in networks.items()}
+    responses = {name: first_layer_activations(net, images, layer).cpu() for name, net in networks.items()}
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    weights_box = ipywidgets.ToggleButtons(options=list(networks), value="trained", description="weights")
+
+    def draw(image, weights_of):
+        grids = [images[image], filter_grid(weights[weights_of]), activation_grid(responses[weights_of][image])]
+        return show_grids(grids, [names[image], f"first-layer filters ({weights_of})", "their responses"])
+
+    return live_figure(draw, image=image, weights_of=weights_box)

@@ -198,8 +198,9 @@ def largest_drop_points(result):
     return torch.stack(points, dim=1)
 
 
-def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
+def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2, across=False):
     """One column per image: the image, its window grid, its per-pixel map overlaid; returns the Figure.
+    With `across=True`, one row per image instead (wide pictures, for a projector).
 
     The grid is drawn red where hiding the window lowers the score and blue where it
     raises it (white is no change); the cross marks `largest_drop_points`.
@@ -208,7 +209,11 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
     if titles is not None and len(titles) != n:
         raise ValueError(f"got {len(titles)} titles for {n} images")
     points = largest_drop_points(result)
-    fig, axes = plt.subplots(3, n, figsize=(size * n + 0.8, 3 * size + 0.4), squeeze=False)
+    if across:
+        fig, axes = plt.subplots(n, 3, figsize=(3 * size + 0.8, size * n + 0.4), squeeze=False)
+        axes = axes.T                                    # axes[part, image] either way
+    else:
+        fig, axes = plt.subplots(3, n, figsize=(size * n + 0.8, 3 * size + 0.4), squeeze=False)
     for i in range(n):
         grid, pixel_map = result.grid[i].cpu().numpy(), result.maps[i].cpu().numpy()
         limit = max(float(abs(grid).max()), 1e-12)
@@ -224,6 +229,46 @@ def show_occlusion(images, result, *, titles=None, alpha=0.5, size=2.2):
         ax.set_yticks([])
     rows, cols = result.grid.shape[-2:]
     for ax, label in zip(axes[:, 0], ("image", f"drop per window\n({rows}x{cols} grid)", "drop per pixel")):
-        ax.set_ylabel(label, fontsize=FONT_SIZE)
+        if across:
+            ax.set_xlabel(label, fontsize=FONT_SIZE)
+        else:
+            ax.set_ylabel(label, fontsize=FONT_SIZE)
     fig.tight_layout()
     return fig
+
+
+@checks_inputs("images")
+def occlusion_explorer(model, images, classes=None, *, windows=None, fill=GREY, titles=None, show_progress=None):
+    """A live explorer for a lecture: one image's occlusion map as the window and the stride change.
+
+    Every map is computed once, here (each window of `windows`, default 1/16, 1/8 and 1/4 of the image side,
+    moved by half a window and by a whole one, for every image: a progress bar), since a 224-px image needs
+    hundreds of forward passes per setting; moving a control only redraws. Returns the
+    `vizlib.plotting.live_figure` panel.
+    """
+    import dataclasses
+
+    import ipywidgets
+
+    from vizlib.plotting import live_figure
+
+    size = images.shape[-1]
+    windows = tuple(max(2, size // d) for d in (16, 8, 4)) if windows is None else tuple(windows)
+    settings = [(w, s) for w in windows for s in (max(1, w // 2), w)]
+    results = {(w, s): occlusion(model, images, classes, window=w, stride=s, fill=fill, show_progress=False)
+               for w, s in progress(settings, desc="occlusion maps", enabled=show_progress, leave=False)}
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    window = ipywidgets.SelectionSlider(options=list(windows), value=windows[len(windows) // 2], description="window")
+    stride = ipywidgets.ToggleButtons(options=[("half a window", "half"), ("a whole window", "whole")], value="half",
+                                      description="stride")
+
+    def draw(image, window, stride):
+        key = (window, max(1, window // 2) if stride == "half" else window)
+        whole = results[key]
+        one = dataclasses.replace(whole, maps=whole.maps[image:image + 1], grid=whole.grid[image:image + 1],
+                                  classes=whole.classes[image:image + 1], scores=whole.scores[image:image + 1])
+        title = f"{names[image]}: window {key[0]}, stride {key[1]}"
+        return show_occlusion(images[image:image + 1], one, titles=[title], size=3.0, across=True)
+
+    return live_figure(draw, image=image, window=window, stride=stride)

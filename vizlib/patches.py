@@ -391,4 +391,4 @@ def patch_picker(model, images, tops, *, k=None):
         return show_channel(images, fields[layer], top, min(channel, top.channels - 1), k=k)
 
     panel = live_figure(draw, layer=layer_box, channel=channel_box)
-    return ipywidgets.VBox([ipywidgets.HBox([layer_box, channel_box]), panel.children[-1]])
+    return ipywidgets.VBox([ipywidgets.HBox([layer_box, channel_box]), *panel.children[2:]])   # message, picture

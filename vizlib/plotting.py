@@ -6,6 +6,7 @@ the matplotlib Figure, so a notebook can save it; end the cell with plt.show().
 in a grid. `live_figure` redraws a figure whenever a widget moves.
 """
 
+import html
 import io
 import struct
 
@@ -106,18 +107,23 @@ def live_figure(draw, **controls):
     `draw` returns a matplotlib figure; it is drawn once at once. `draw` may itself
     change a control (say, the range of one slider when another control moves): the
     picture is then drawn again with the values it settled on. A `draw` that changes the
-    controls on every call never settles: after a few passes that is a clear error. The picture is an
+    controls on every call never settles: after a few passes that is a clear error.
+
+    A change that cannot be drawn (`draw` raised) leaves the last good picture in place and
+    shows the error in a message line above it, never a traceback; the next change that draws
+    clears it. Only the first picture's error is raised, to the cell that builds the explorer. The picture is an
     ipywidgets.Image holding the finished PNG, rather than output captured while the
     cell runs, which can stall headless notebook runners. The picture is laid out at the
     PNG's own pixel width (narrower only where the page is), as a plain figure output is:
     left to the box's default, JupyterLab stretches it to the notebook's full width, blurred.
-    Returns an ipywidgets.VBox: the controls, then the picture (its last child).
+    Returns an ipywidgets.VBox: the controls, the message line, then the picture (its last child).
     """
     import ipywidgets
 
     if not controls:
         raise ValueError("give at least one control, e.g. live_figure(draw, weight=ipywidgets.FloatSlider())")
     picture = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%", height="auto"))
+    message = ipywidgets.HTML()
     drawing = []
 
     def values():
@@ -138,13 +144,21 @@ def live_figure(draw, **controls):
                 picture.layout.width = f"{png_size(png)[0]}px"
                 picture.value = png
                 if values() == drawn:
+                    message.value = ""
                     return
             raise RuntimeError(f"draw changed the controls on each of {SETTLE_PASSES} passes (now {values()}): it "
                                "must settle on values that it leaves as they are")
         finally:
             drawing.clear()
 
+    def on_change(change):
+        try:
+            redraw()
+        except Exception as error:     # shown where the lecturer looks; the last good picture stays
+            text = html.escape(f"{type(error).__name__}: {error}")
+            message.value = f"<pre style='color: #b00020; white-space: pre-wrap'>{text}</pre>"
+
     for control in controls.values():
-        control.observe(redraw, names="value")
+        control.observe(on_change, names="value")
     redraw()
-    return ipywidgets.VBox([*controls.values(), picture])
+    return ipywidgets.VBox([*controls.values(), message, picture])

@@ -170,8 +170,9 @@ def roughness(maps):
 # --- pictures -------------------------------------------------------------------------------
 
 
-def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8, percentile=99.0):
-    """The images in the top row, then one row per entry of `maps` ({row name: (N, H, W)}).
+def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8, percentile=99.0, across=False):
+    """The images in the top row, then one row per entry of `maps` ({row name: (N, H, W)}); with
+    `across=True`, one row per image instead, the image first (wide pictures, for a projector).
 
     Each map is drawn pixel for pixel, from 0 (dark) to its own `percentile`-th percentile (bright): the brightest
     1% saturate rather than leave every other pixel dark, as pixel attributions are usually drawn (captum's
@@ -192,7 +193,11 @@ def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8
         if len(batch) != n:
             raise ValueError(f"{name}: got {len(batch)} maps for {n} images")
     rows = [("", images)] + list(maps.items())
-    fig, axes = plt.subplots(len(rows), n, figsize=(size * n, (size + 0.35) * len(rows)), squeeze=False)
+    if across:
+        fig, axes = plt.subplots(n, len(rows), figsize=(size * len(rows), (size + 0.35) * n), squeeze=False)
+        axes = axes.T                                    # axes[row of maps, image] either way
+    else:
+        fig, axes = plt.subplots(len(rows), n, figsize=(size * n, (size + 0.35) * len(rows)), squeeze=False)
     for r, (name, batch) in enumerate(rows):
         for i in range(n):
             ax = axes[r, i]
@@ -210,3 +215,37 @@ def show_maps(images, maps, masks=None, *, titles=None, cmap="inferno", size=1.8
                 ax.contour(outline, levels=[0.5], colors=["yellow" if r == 0 else "cyan"], linewidths=1.2)
     fig.tight_layout()
     return fig
+
+
+@checks_inputs("images")
+def saliency_explorer(model, images, classes=None, *, max_samples=25, titles=None):
+    """A live explorer for a lecture: one image, its saliency or SmoothGrad map, and the controls
+    a lecturer reaches for (the image, the method, SmoothGrad's noise level and number of samples).
+
+    Each change recomputes one image's map (`max_samples` forward and backward passes at most).
+    Returns the `vizlib.plotting.live_figure` panel.
+    """
+    import ipywidgets
+
+    from vizlib.plotting import live_figure
+
+    max_samples = check_positive_int(max_samples, "max_samples")
+    classes = resolve_classes(model, images, classes)
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
+    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    method = ipywidgets.ToggleButtons(options=["saliency", "SmoothGrad"], value="SmoothGrad", description="method")
+    noise = ipywidgets.FloatSlider(value=0.15, min=0.0, max=0.5, step=0.05, description="noise level",
+                                   continuous_update=False)
+    samples = ipywidgets.IntSlider(value=min(10, max_samples), min=1, max=max_samples, description="samples",
+                                   continuous_update=False)
+
+    def draw(image, method, noise_level, samples):
+        one, target = images[image:image + 1], classes[image:image + 1]
+        if method == "saliency":
+            maps, label = saliency(model, one, target), "saliency"
+        else:
+            maps = smoothgrad(model, one, target, n_samples=samples, noise_level=noise_level, show_progress=False)
+            label = f"SmoothGrad, {samples} x {noise_level:.0%} noise"
+        return show_maps(one, {label: maps}, titles=[names[image]], size=3.6, across=True)
+
+    return live_figure(draw, image=image, method=method, noise_level=noise, samples=samples)
