@@ -22,19 +22,12 @@ from vizlib.filters import filter_explorer
 from vizlib.layers import layer_for, layers_for
 from vizlib.models import course_model, efficientnet_lite0_model
 from vizlib.occlusion import occlusion_explorer
+from vizlib.plotting import panel_controls
 from vizlib.saliency import saliency, saliency_explorer
 
 
 def _one_second():
     time.sleep(1.0)
-
-
-def _controls(panel):
-    for child in panel.children[:-2]:
-        if isinstance(child, ipywidgets.Box):
-            yield from _controls(child)
-        else:
-            yield child
 
 
 def _values(control):
@@ -63,8 +56,8 @@ def _explorers(model, images, classes):
     yield "06 saliency", saliency_explorer(model, images, classes, max_samples=25 if size == 64 else 10)
     yield "09 attacks", attack_explorer(model, images, classes, max_epsilon=16)
     yield "15 Grad-CAM", cam_explorer(model, images, [*layers_for(model, "cam_depths"), layer_for(model, "grad_cam")])
-    maps = {"saliency": saliency(model, images, classes), "Grad-CAM": None}
-    maps["Grad-CAM"] = maps["saliency"].flip(-1)           # any second order: the scrubber only redraws
+    plain = saliency(model, images, classes)
+    maps = {"saliency": plain, "mirrored": plain.flip(-1)}   # any second order will do: the scrubber only redraws
     yield "17 deletion", deletion_explorer(model, images, maps, classes, steps=16, show_progress=False)
 
 
@@ -74,6 +67,6 @@ def comparisons():
         with torch.no_grad():
             classes = labels if labels is not None else model(images).argmax(1)
         for name, panel in _explorers(model, images, classes):
-            for control in _controls(panel):
+            for control in panel_controls(panel):
                 yield Comparison(f"{name} explorer, {label}: {control.description}", ("budget", _one_second),
                                  ("one redraw", _mover(control)), goal="speed-up >= 1.0", repeats=3)

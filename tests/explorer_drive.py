@@ -3,22 +3,7 @@
 import ipywidgets
 
 from model_state import assert_unchanged, fingerprint
-
-
-def controls_of(panel):
-    """The panel's controls in order, inside rows too (the message line and the picture are not controls)."""
-    found = []
-
-    def walk(widget):
-        if isinstance(widget, ipywidgets.Box):
-            for child in widget.children:
-                walk(child)
-        elif isinstance(widget, ipywidgets.ValueWidget) and not isinstance(widget, (ipywidgets.HTML, ipywidgets.Image)):
-            found.append(widget)
-
-    for child in panel.children[:-2]:
-        walk(child)
-    return found
+from vizlib.plotting import panel_controls
 
 
 def values_to_try(control):
@@ -40,7 +25,7 @@ def drive(panel, *models):
     message, picture = panel.children[-2], panel.children[-1]
     before = [fingerprint(model) for model in models]
     moved = {}
-    for control in controls_of(panel):
+    for control in panel_controls(panel):
         start = control.value
         for value in values_to_try(control):
             if value == control.value:

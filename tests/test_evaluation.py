@@ -126,3 +126,8 @@ def test_deletion_explorer_moves_with_every_control(course):
     assert set(moved) == {"image", "order", "game", "step"}
     with pytest.raises(TypeError, match="maps must be a dict"):
         deletion_explorer(course, images, maps["random"], labels)
+    scored = score_maps(course, images, maps, labels, steps=8).curves          # curves scored already are reused
+    reused = deletion_explorer(course, images, maps, labels, steps=8, curves=scored)
+    assert reused.children[-1].value == deletion_explorer(course, images, maps, labels, steps=8).children[-1].value
+    with pytest.raises(ValueError, match="curves must hold"):
+        deletion_explorer(course, images, maps, labels, steps=4, curves=scored)

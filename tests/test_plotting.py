@@ -250,3 +250,18 @@ def test_the_live_picture_is_laid_out_at_the_png_width_not_stretched():
     assert int(picture.layout.width[:-2]) > 2 * 100       # 5 inches drawn at matplotlib's dpi: widened, not fixed
     with pytest.raises(ValueError, match="not PNG"):
         png_size(b"GIF89a" + bytes(30))
+
+
+def test_image_picker_names_images_by_title_and_panel_controls_walk_rows():
+    import ipywidgets
+
+    from vizlib.plotting import image_picker, panel_controls
+
+    names, picker = image_picker(2, ["cat", "dog"])
+    assert names == ["cat", "dog"] and picker.options == (("cat", 0), ("dog", 1)) and picker.value == 0
+    assert image_picker(3)[0] == ["image 0", "image 1", "image 2"]
+    with pytest.raises(ValueError, match="got 1 titles for 2 images"):
+        image_picker(2, ["cat"])
+    slider = ipywidgets.IntSlider()
+    panel = ipywidgets.VBox([ipywidgets.HBox([picker, slider]), ipywidgets.HTML(), ipywidgets.Image()])
+    assert panel_controls(panel) == [picker, slider]

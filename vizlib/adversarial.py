@@ -27,7 +27,7 @@ from vizlib.config import progress
 from vizlib.counts import check_positive, check_positive_int
 from vizlib.images import check_images
 from vizlib.optim import normalised_step
-from vizlib.plotting import FONT_SIZE, as_display_array
+from vizlib.plotting import FONT_SIZE, as_display_array, image_picker, live_figure
 from vizlib.wrapper import checks_inputs
 
 
@@ -257,12 +257,10 @@ def attack_explorer(model, images, classes=None, *, max_epsilon=16, titles=None)
     """
     import ipywidgets
 
-    from vizlib.plotting import live_figure
 
     max_epsilon = check_positive_int(max_epsilon, "max_epsilon")
     classes = resolve_classes(model, images, classes)
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(len(images), titles)
     attack = ipywidgets.ToggleButtons(options=["random sign noise", "FGSM", "PGD"], value="PGD", description="attack")
     budget = ipywidgets.IntSlider(value=min(4, max_epsilon), min=0, max=max_epsilon, description="epsilon x255",
                                   continuous_update=False)

@@ -227,7 +227,7 @@ def cam_explorer(model, images, layers=None, *, titles=None):
     """
     import ipywidgets
 
-    from vizlib.plotting import live_figure
+    from vizlib.plotting import image_picker, live_figure
     from vizlib.saliency import show_maps
 
     if layers is None:
@@ -238,8 +238,7 @@ def cam_explorer(model, images, layers=None, *, titles=None):
         raise ValueError("no layer to explore: give at least one layer whose output is a feature map")
     with torch.no_grad():
         ranked = model(images.to(model.device)).softmax(1).cpu().topk(min(5, len(model.class_names)), dim=1)
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(len(images), titles)
     layer = ipywidgets.Dropdown(options=layers, value=layers[-1], description="layer")
     ranks = [r for r in (1, 2, 3, 5) if r <= ranked.indices.shape[1]]
     rank = ipywidgets.ToggleButtons(options=[(f"class #{r}", r) for r in ranks], value=1, description="explain")

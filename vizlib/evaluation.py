@@ -182,18 +182,19 @@ def score_methods(model, images, methods, classes=None, *, masks=None, baselines
 
 
 @checks_inputs("images")
-def deletion_explorer(model, images, maps, classes=None, *, steps=16, titles=None, show_progress=None):
+def deletion_explorer(model, images, maps, classes=None, *, steps=16, curves=None, titles=None, show_progress=None):
     """A live explorer for a lecture: scrub through the deletion (or insertion) game. For one image and one
     method of `maps` ({name: maps or attributions}), the image as it is after k of `steps` steps beside every
     method's curve of the class probability, the chosen one marked at step k.
 
-    The curves are computed once, here (every method, both games: a progress bar); moving a control only
-    redraws. Returns the `vizlib.plotting.live_figure` panel.
+    The curves are computed once, here (every method, both games: a progress bar), unless `curves` brings
+    them: `score_maps(...).curves` of the same maps and steps. Moving a control only redraws. Returns the
+    `vizlib.plotting.live_figure` panel.
     """
     import ipywidgets
     import matplotlib.pyplot as plt
 
-    from vizlib.plotting import live_figure
+    from vizlib.plotting import image_picker, live_figure
 
     if not isinstance(maps, Mapping) or not maps:
         raise TypeError(f"maps must be a dict {{name: maps (N, H, W)}}, got {type(maps).__name__}")
@@ -201,12 +202,16 @@ def deletion_explorer(model, images, maps, classes=None, *, steps=16, titles=Non
     _check_steps(steps, height * width)
     classes = resolve_classes(model, images, classes)
     read = {name: as_map(m, n, (height, width)) for name, m in maps.items()}
-    curves = {(name, mode): perturbation_curves(model, images, m, classes, mode=mode, steps=steps,
-                                                show_progress=show_progress).cpu()
-              for name, m in read.items() for mode in ("deletion", "insertion")}
+    if curves is None:
+        curves = {name: {mode: perturbation_curves(model, images, m, classes, mode=mode, steps=steps,
+                                                   show_progress=show_progress) for mode in ("deletion", "insertion")}
+                  for name, m in read.items()}
+    missing = [name for name in read if name not in curves or curves[name]["deletion"].shape != (n, steps + 1)]
+    if missing:
+        raise ValueError(f"curves must hold (N, steps + 1) = {(n, steps + 1)} curves for every map; not for {missing}")
+    curves = {(name, mode): curves[name][mode].cpu() for name in read for mode in ("deletion", "insertion")}
     per_step = math.ceil(height * width / steps)
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(n)]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(n, titles)
     method = ipywidgets.Dropdown(options=list(read), value=next(iter(read)), description="order")
     game = ipywidgets.ToggleButtons(options=["deletion", "insertion"], value="deletion", description="game")
     step = ipywidgets.IntSlider(value=steps // 4, min=0, max=steps, description="step", continuous_update=True)

@@ -320,13 +320,12 @@ def filter_explorer(model, images, layer=None, *, titles=None):
     """
     import ipywidgets
 
-    from vizlib.plotting import live_figure
+    from vizlib.plotting import image_picker, live_figure
 
     networks = {"trained": model, "random initialisation": untrained_like(model)}
     weights = {name: filter_weights(net, layer) for name, net in networks.items()}
     responses = {name: first_layer_activations(net, images, layer).cpu() for name, net in networks.items()}
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(len(images), titles)
     weights_box = ipywidgets.ToggleButtons(options=list(networks), value="trained", description="weights")
 
     def draw(image, weights_of):

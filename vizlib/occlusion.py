@@ -23,7 +23,7 @@ import torch
 from vizlib.arguments import check_batch_size, check_classes
 from vizlib.config import progress
 from vizlib.images import GREY
-from vizlib.plotting import FONT_SIZE, as_display_array, overlay_image
+from vizlib.plotting import FONT_SIZE, as_display_array, image_picker, live_figure, overlay_image
 from vizlib.wrapper import checks_inputs
 
 SCORES = ("logit", "probability")
@@ -250,15 +250,13 @@ def occlusion_explorer(model, images, classes=None, *, windows=None, fill=GREY, 
 
     import ipywidgets
 
-    from vizlib.plotting import live_figure
 
     size = images.shape[-1]
     windows = tuple(max(2, size // d) for d in (16, 8, 4)) if windows is None else tuple(windows)
     settings = [(w, s) for w in windows for s in (max(1, w // 2), w)]
     results = {(w, s): occlusion(model, images, classes, window=w, stride=s, fill=fill, show_progress=False)
                for w, s in progress(settings, desc="occlusion maps", enabled=show_progress, leave=False)}
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(len(images), titles)
     window = ipywidgets.SelectionSlider(options=list(windows), value=windows[len(windows) // 2], description="window")
     stride = ipywidgets.ToggleButtons(options=[("half a window", "half"), ("a whole window", "whole")], value="half",
                                       description="stride")

@@ -98,6 +98,27 @@ def png_size(png):
     return struct.unpack(">II", png[16:24])
 
 
+def image_picker(n, titles=None):
+    """An explorer's image control: a dropdown of the `n` images by title (default "image i"), valued by
+    index; returns (the names, the dropdown)."""
+    import ipywidgets
+
+    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} titles for {n} images")
+    return names, ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+
+
+def panel_controls(panel):
+    """The controls of a `live_figure` panel in order, inside rows too (not its message line or picture)."""
+    import ipywidgets
+
+    def walk(widget):
+        return [c for child in widget.children for c in walk(child)] if isinstance(widget, ipywidgets.Box) else [widget]
+
+    return [control for child in panel.children[:-2] for control in walk(child)]
+
+
 SETTLE_PASSES = 3   # live_figure: draws in a row that may still change the controls
 
 

@@ -227,12 +227,11 @@ def saliency_explorer(model, images, classes=None, *, max_samples=25, titles=Non
     """
     import ipywidgets
 
-    from vizlib.plotting import live_figure
+    from vizlib.plotting import image_picker, live_figure
 
     max_samples = check_positive_int(max_samples, "max_samples")
     classes = resolve_classes(model, images, classes)
-    names = [str(t) for t in titles] if titles is not None else [f"image {i}" for i in range(len(images))]
-    image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0, description="image")
+    names, image = image_picker(len(images), titles)
     method = ipywidgets.ToggleButtons(options=["saliency", "SmoothGrad"], value="SmoothGrad", description="method")
     noise = ipywidgets.FloatSlider(value=0.15, min=0.0, max=0.5, step=0.05, description="noise level",
                                    continuous_update=False)
